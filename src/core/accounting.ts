@@ -1,0 +1,259 @@
+// Pure accounting: which keys a decision reads and writes, and how a settlement moves a charge.
+import { MAX_COUNT, type Account, type FingerprintPart } from './config.js';
+import { billingCycle, dayMember, dayWindowMs, utcDay, yyyymm, type CalendarDay, type Cycle } from './cycle.js';
+import { ERROR_CODES, InvalidInputError } from './errors.js';
+import { usageKey, type Owner } from './keys.js';
+import { assertName } from './names.js';
+import { quotaKindSpec, type Metric, type QuotaKind } from './quota-kinds.js';
+
+/** Why a request was admitted or refused. */
+export type DecisionReason = 'within_quota' | 'soft_limit' | 'quota_exceeded' | 'no_quota';
+
+/** The answer to "may this user spend `cost` units of `kind` now?". Over quota is a result, not an error. */
+export interface Decision {
+  readonly allowed: boolean;
+  readonly reason: DecisionReason;
+  readonly user: string;
+  /** The org whose pool was judged, or `null`. */
+  readonly org: string | null;
+  readonly kind: QuotaKind;
+  readonly serviceType: string;
+  readonly quota: number;
+  /** Usage this cycle after the decision: includes `cost` when a consume was admitted. */
+  readonly used: number;
+  readonly cost: number;
+  /** `max(0, quota - used)`. */
+  readonly remaining: number;
+  readonly softLimit: boolean;
+  /** Midnight UTC at the start of the current billing cycle. */
+  readonly cycleStart: Date;
+  /** Midnight UTC at the start of the next billing cycle, when usage starts again from 0. */
+  readonly resetsAt: Date;
+}
+
+/** An admitted request awaiting settlement. Plain data: it may be stored or sent elsewhere and settled there. */
+export interface Reservation {
+  readonly id: string;
+  readonly user: string;
+  readonly org: string | null;
+  readonly kind: QuotaKind;
+  readonly serviceType: string;
+  /** Month key and day member the charge was written to. */
+  readonly yyyymm: string;
+  readonly day: string;
+  readonly cost: number;
+}
+
+/** How an admitted request ended: one word for all its units, or a split that adds up to its cost. */
+export type Outcome = 'success' | 'empty' | 'failed' | { success?: number; empty?: number; failed?: number };
+
+/** A settlement split with every part present. */
+export interface Breakdown {
+  readonly success: number;
+  readonly empty: number;
+  readonly failed: number;
+}
+
+/** One sorted-set increment a script applies at a day member. */
+export interface Increment {
+  readonly key: string;
+  readonly delta: number;
+}
+
+/** One usage key and the inclusive day range of it that belongs to the current cycle. */
+export interface UsageRead {
+  readonly key: string;
+  readonly fromDay: number;
+  readonly toDay: number;
+}
+
+/** Everything the decide script needs for one account and one instant, computed in TypeScript. */
+export interface DecisionPlan {
+  readonly cycle: Cycle;
+  readonly today: CalendarDay;
+  /** `[startMs, endMs)` of today: the script refuses to act when the clock has left it. */
+  readonly dayStartMs: number;
+  readonly dayEndMs: number;
+  readonly yyyymm: string;
+  readonly day: string;
+  readonly fingerprint: readonly FingerprintPart[];
+  readonly reads: readonly UsageRead[];
+  /** Applied with the admitted cost: the charged metric and total_requests, for the user and its org. */
+  readonly chargeKeys: readonly string[];
+}
+
+/** The owners whose keys record a request: the user, and its org when it has one. */
+export function recordingOwners(user: string, org: string | null): Owner[] {
+  const owners: Owner[] = [{ type: 'user', name: user }];
+  if (org !== null) owners.push({ type: 'org', name: org });
+  return owners;
+}
+
+/** The owner whose usage a decision reads: the org for a member (usage is pooled), else the user. */
+export function poolOwner(user: string, org: string | null): Owner {
+  return org === null ? { type: 'user', name: user } : { type: 'org', name: org };
+}
+
+/** Checks a cost: a positive integer no larger than {@link MAX_COUNT}. */
+export function assertCost(cost: unknown): number {
+  if (typeof cost !== 'number' || !Number.isSafeInteger(cost) || cost < 1 || cost > MAX_COUNT) {
+    throw new InvalidInputError(ERROR_CODES.invalidCost, `cost must be a positive integer up to ${MAX_COUNT}`);
+  }
+  return cost;
+}
+
+/** Plans a decision for `account` at the UTC day of `nowMs`. */
+export function planDecision(account: Account, nowMs: number): DecisionPlan {
+  const spec = quotaKindSpec(account.kind);
+  const day = utcDay(nowMs);
+  const cycle = billingCycle(day, account.periodEndDay);
+  const pool = poolOwner(account.user, account.org);
+  const reads = cycle.spans.flatMap((span) =>
+    spec.countedMetrics.map((metric) => ({
+      key: usageKey(pool, account.serviceType, metric, span.yyyymm),
+      fromDay: span.fromDay,
+      toDay: span.toDay,
+    })),
+  );
+  const month = yyyymm(day.year, day.month);
+  const chargeKeys = recordingOwners(account.user, account.org).flatMap((owner) => [
+    usageKey(owner, account.serviceType, spec.chargedMetric, month),
+    usageKey(owner, account.serviceType, 'total_requests', month),
+  ]);
+  const window = dayWindowMs(day);
+  return {
+    cycle,
+    today: day,
+    dayStartMs: window.startMs,
+    dayEndMs: window.endMs,
+    yyyymm: month,
+    day: dayMember(day.day),
+    fingerprint: account.fingerprint,
+    reads,
+    chargeKeys,
+  };
+}
+
+/** Turns an {@link Outcome} into a full split of `cost` units, or throws {@link InvalidInputError}. */
+export function breakdownOf(outcome: Outcome, cost: number): Breakdown {
+  if (outcome === 'success' || outcome === 'empty' || outcome === 'failed') {
+    return { success: 0, empty: 0, failed: 0, [outcome]: cost };
+  }
+  if (typeof outcome !== 'object' || outcome === null) {
+    throw new InvalidInputError(ERROR_CODES.invalidOutcome, 'outcome must be "success", "empty", "failed" or a split');
+  }
+  const parts: Breakdown = { success: outcome.success ?? 0, empty: outcome.empty ?? 0, failed: outcome.failed ?? 0 };
+  const valid = Object.values(parts).every((n) => Number.isSafeInteger(n) && n >= 0);
+  const extra = Object.keys(outcome).filter((k) => k !== 'success' && k !== 'empty' && k !== 'failed');
+  if (!valid || extra.length > 0 || parts.success + parts.empty + parts.failed !== cost) {
+    throw new InvalidInputError(
+      ERROR_CODES.invalidOutcome,
+      `outcome split must be non-negative integers success, empty, failed adding up to the cost (${cost})`,
+    );
+  }
+  return parts;
+}
+
+/**
+ * The increments that settle a reservation: empty units move from the charged metric to
+ * `empty_responses` (still counted), failed units move to `failed_responses` (refunded),
+ * and for isolines a request with any success adds 1 to `success_responses`, as CARTO does.
+ */
+export function settlementIncrements(reservation: Reservation, breakdown: Breakdown): Increment[] {
+  const spec = quotaKindSpec(reservation.kind);
+  const moves: Array<[Metric, number]> = [
+    [spec.chargedMetric, -(breakdown.empty + breakdown.failed)],
+    ['empty_responses', breakdown.empty],
+    ['failed_responses', breakdown.failed],
+  ];
+  if (spec.countsSuccessfulRequests && breakdown.success > 0) moves.push(['success_responses', 1]);
+  return recordingOwners(reservation.user, reservation.org).flatMap((owner) =>
+    moves
+      .filter(([, delta]) => delta !== 0)
+      .map(([metric, delta]) => ({ key: usageKey(owner, reservation.serviceType, metric, reservation.yyyymm), delta })),
+  );
+}
+
+/** A canonical string of a reservation, stored with it so a settlement can prove it names the same charge. */
+export function reservationSignature(reservation: Reservation): string {
+  const { id, user, org, kind, serviceType, yyyymm: month, day, cost } = reservation;
+  return JSON.stringify([id, user, org, kind, serviceType, month, day, cost]);
+}
+
+/** Builds the decision object from a plan and what the script measured. */
+export function decisionOf(
+  account: Account,
+  plan: DecisionPlan,
+  result: { allowed: boolean; used: number; cost: number },
+): Decision {
+  const { quota, softLimit } = account;
+  let reason: DecisionReason;
+  if (softLimit) reason = 'soft_limit';
+  else if (quota === 0) reason = 'no_quota';
+  else reason = result.allowed ? 'within_quota' : 'quota_exceeded';
+  const toDate = (day: CalendarDay): Date => new Date(Date.UTC(day.year, day.month - 1, day.day));
+  return Object.freeze({
+    allowed: result.allowed,
+    reason,
+    user: account.user,
+    org: account.org,
+    kind: account.kind,
+    serviceType: account.serviceType,
+    quota,
+    used: result.used,
+    cost: result.cost,
+    remaining: Math.max(0, quota - result.used),
+    softLimit,
+    cycleStart: toDate(plan.cycle.start),
+    resetsAt: toDate(plan.cycle.nextStart),
+  });
+}
+
+const YYYYMM = /^\d{4}(0[1-9]|1[0-2])$/;
+const DAY = /^(0[1-9]|[12]\d|3[01])$/;
+const SERVICE_TYPE = /^[A-Za-z0-9_-]{1,128}$/;
+
+/**
+ * Checks a reservation that came back from a caller (possibly through a queue or another
+ * process) before any key is built from it; throws {@link InvalidInputError}.
+ */
+export function assertReservation(value: unknown): Reservation {
+  const bad = (why: string): never => {
+    throw new InvalidInputError(ERROR_CODES.invalidArgument, `invalid reservation: ${why}`);
+  };
+  if (typeof value !== 'object' || value === null) return bad('not an object');
+  const r = value as Record<string, unknown>;
+  if (typeof r.id !== 'string' || !/^[A-Za-z0-9-]{1,64}$/.test(r.id)) bad('id');
+  assertName('user', r.user);
+  if (r.org !== null) assertName('org', r.org);
+  quotaKindSpec(r.kind);
+  if (typeof r.serviceType !== 'string' || !SERVICE_TYPE.test(r.serviceType)) bad('serviceType');
+  if (typeof r.yyyymm !== 'string' || !YYYYMM.test(r.yyyymm)) bad('yyyymm');
+  if (typeof r.day !== 'string' || !DAY.test(r.day)) bad('day');
+  assertCost(r.cost);
+  return Object.freeze({
+    id: r.id as string,
+    user: r.user as string,
+    org: r.org as string | null,
+    kind: r.kind as QuotaKind,
+    serviceType: r.serviceType as string,
+    yyyymm: r.yyyymm as string,
+    day: r.day as string,
+    cost: r.cost as number,
+  });
+}
+
+/** The reservation a stored signature describes (the inverse of {@link reservationSignature}). */
+export function reservationFromSignature(signature: string): Reservation {
+  let parts: unknown;
+  try {
+    parts = JSON.parse(signature);
+  } catch {
+    parts = null;
+  }
+  if (!Array.isArray(parts) || parts.length !== 8) {
+    throw new InvalidInputError(ERROR_CODES.invalidArgument, 'invalid reservation: malformed signature');
+  }
+  const [id, user, org, kind, serviceType, month, day, cost] = parts as unknown[];
+  return assertReservation({ id, user, org, kind, serviceType, yyyymm: month, day, cost });
+}

@@ -1,0 +1,166 @@
+// Parsing of the CARTO config hashes and the user/org merge rules of SPEC section 1.
+import { InvalidConfigError } from './errors.js';
+import { assertName, nameProblem } from './names.js';
+import { quotaKindSpec, type QuotaKind } from './quota-kinds.js';
+
+/** A config hash as HGETALL returns it. */
+export type RawHash = Readonly<Record<string, string>>;
+
+/**
+ * Largest quota, cost or price accepted. Counters live in Redis sorted-set scores
+ * (doubles), exact for integers up to 2^53; 10^15 leaves room for sums of many days.
+ */
+export const MAX_COUNT = 1e15;
+
+/** Field on a user hash naming the org the user belongs to (a Tollgate addition). */
+export const ORGANIZATION_FIELD = 'organization';
+/** Field with the billing-cycle anchor date on user and org hashes. */
+export const PERIOD_END_DATE_FIELD = 'period_end_date';
+
+const DIGITS = /^[0-9]+$/;
+// Providers become part of usage key names (`geocoder_<provider>`), so only plain words pass.
+const PROVIDER = /^[A-Za-z0-9_-]{1,64}$/;
+const PERIOD_END_DATE = /^(\d{4})-(\d{2})-(\d{2}) (\d{2}):(\d{2}):(\d{2}) (UTC|[+-]\d{4})$/;
+
+/**
+ * A non-negative integer field: missing or `""` is 0, otherwise plain decimal digits
+ * up to {@link MAX_COUNT}. `abc`, `-5`, `1e99` and `12.5` are all rejected.
+ */
+export function parseCount(key: string, field: string, raw: string | undefined): number {
+  if (raw === undefined || raw === '') return 0;
+  if (!DIGITS.test(raw)) throw new InvalidConfigError(key, field, 'expected a non-negative integer');
+  const value = Number(raw);
+  if (value > MAX_COUNT) throw new InvalidConfigError(key, field, `expected at most ${MAX_COUNT}`);
+  return value;
+}
+
+/** A soft-limit flag: on only when it equals `true`, case-insensitively. */
+export function parseFlag(raw: string | undefined): boolean {
+  return raw !== undefined && raw.toLowerCase() === 'true';
+}
+
+/**
+ * The day of month of a `period_end_date` such as `2016-10-10 00:00:00 UTC` or
+ * `2016-10-10 00:00:00 +0000`; `null` when missing or `""` (the cycle is the calendar month).
+ */
+export function parsePeriodEndDay(key: string, raw: string | undefined): number | null {
+  if (raw === undefined || raw === '') return null;
+  const match = PERIOD_END_DATE.exec(raw);
+  if (match === null) {
+    throw new InvalidConfigError(key, PERIOD_END_DATE_FIELD, 'expected "YYYY-MM-DD HH:MM:SS UTC" or "... +0000"');
+  }
+  const [year, month, day, hour, minute, second] = match.slice(1, 7).map(Number) as [number, number, number, number, number, number];
+  const lastDay = new Date(Date.UTC(year, month, 0)).getUTCDate();
+  if (month < 1 || month > 12 || day < 1 || day > lastDay || hour > 23 || minute > 59 || second > 59) {
+    throw new InvalidConfigError(key, PERIOD_END_DATE_FIELD, 'not a calendar date');
+  }
+  return day;
+}
+
+/** A provider name: the default when missing or `""`, else a plain word safe inside a key name. */
+export function parseProvider(key: string, field: string, raw: string | undefined, fallback: string): string {
+  const provider = raw === undefined || raw === '' ? fallback : raw;
+  if (!PROVIDER.test(provider)) throw new InvalidConfigError(key, field, 'not a valid provider name');
+  return provider;
+}
+
+/** The org a user hash names, or `null`; a name unsafe as a key part is a config error. */
+export function parseOrganization(key: string, raw: string | undefined): string | null {
+  if (raw === undefined || raw === '') return null;
+  if (nameProblem(raw) !== null) throw new InvalidConfigError(key, ORGANIZATION_FIELD, 'not a valid org name');
+  return raw;
+}
+
+/** The raw values of the fields one decision relied on, so a script can prove they did not change. */
+export interface FingerprintPart {
+  readonly key: string;
+  /** Field name and raw value; `null` when the field was missing. */
+  readonly fields: ReadonlyArray<readonly [string, string | null]>;
+}
+
+/** Everything one quota kind's decision needs about an account, parsed and merged. */
+export interface Account {
+  readonly user: string;
+  /** The org whose pool is spent, or `null` for a user on its own. */
+  readonly org: string | null;
+  readonly kind: QuotaKind;
+  readonly quota: number;
+  readonly softLimit: boolean;
+  readonly provider: string;
+  readonly serviceType: string;
+  /** Day of month the billing cycle starts on, or `null` for calendar months. */
+  readonly periodEndDay: number | null;
+  /** Price of a block of 1000 units past the quota, in cents; `null` when not configured. */
+  readonly blockPrice: number | null;
+  readonly fingerprint: readonly FingerprintPart[];
+}
+
+/** Input to {@link resolveAccount}: the hashes as read, with their keys for error messages. */
+export interface AccountSource {
+  readonly user: string;
+  readonly userKey: string;
+  readonly userHash: RawHash;
+  readonly org: string | null;
+  readonly orgKey: string | null;
+  readonly orgHash: RawHash | null;
+}
+
+/**
+ * Applies SPEC section 1: for an org member the quota, provider and period come from
+ * the org hash where it has the field, else from the user's; the soft flag is always
+ * the user's. Throws {@link InvalidConfigError} for any garbled value involved.
+ */
+export function resolveAccount(source: AccountSource, kind: QuotaKind): Account {
+  const spec = quotaKindSpec(kind);
+  const { userKey, userHash, orgKey, orgHash } = source;
+  const inOrg = source.org !== null && orgKey !== null && orgHash !== null;
+
+  const pick = (field: string): { key: string; raw: string | undefined } => {
+    if (inOrg && Object.hasOwn(orgHash, field)) return { key: orgKey, raw: orgHash[field] };
+    return { key: userKey, raw: userHash[field] };
+  };
+
+  const quotaSource = pick(spec.quotaField);
+  const periodSource = pick(PERIOD_END_DATE_FIELD);
+  const priceSource = pick(spec.blockPriceField);
+  const providerSource = pick(spec.providerField);
+  const provider = parseProvider(providerSource.key, spec.providerField, providerSource.raw, spec.defaultProvider);
+
+  const userFields = [ORGANIZATION_FIELD, spec.quotaField, spec.softLimitField, spec.providerField, PERIOD_END_DATE_FIELD];
+  const orgFields = [spec.quotaField, spec.providerField, PERIOD_END_DATE_FIELD];
+  const part = (key: string, hash: RawHash, fields: string[]): FingerprintPart => ({
+    key,
+    fields: fields.map((field) => [field, hash[field] ?? null] as const),
+  });
+
+  return Object.freeze({
+    user: assertName('user', source.user),
+    org: inOrg ? source.org : null,
+    kind,
+    quota: parseCount(quotaSource.key, spec.quotaField, quotaSource.raw),
+    softLimit: parseFlag(userHash[spec.softLimitField]),
+    provider,
+    serviceType: spec.serviceType(provider),
+    periodEndDay: parsePeriodEndDay(periodSource.key, periodSource.raw),
+    blockPrice: priceSource.raw === undefined || priceSource.raw === ''
+      ? null
+      : parseCount(priceSource.key, spec.blockPriceField, priceSource.raw),
+    fingerprint: Object.freeze(
+      inOrg ? [part(userKey, userHash, userFields), part(orgKey, orgHash, orgFields)] : [part(userKey, userHash, userFields)],
+    ),
+  });
+}
+
+/** The settings that place one owner's usage keys in time: for reading an org's or a lone user's usage. */
+export interface OwnerSettings {
+  readonly provider: string;
+  readonly serviceType: string;
+  readonly periodEndDay: number | null;
+}
+
+/** Reads provider and billing period of one quota kind from a single config hash. */
+export function resolveOwnerSettings(key: string, hash: RawHash, kind: QuotaKind): OwnerSettings {
+  const spec = quotaKindSpec(kind);
+  const provider = parseProvider(key, spec.providerField, hash[spec.providerField], spec.defaultProvider);
+  return { provider, serviceType: spec.serviceType(provider), periodEndDay: parsePeriodEndDay(key, hash[PERIOD_END_DATE_FIELD]) };
+}

@@ -1,0 +1,74 @@
+// Typed errors with stable codes: every failure a caller can handle, listed in docs/errors.md.
+
+/** Every stable error code Tollgate raises. Codes never change meaning once released. */
+export const ERROR_CODES = {
+  invalidName: 'ERR_TOLLGATE_INVALID_NAME',
+  invalidCost: 'ERR_TOLLGATE_INVALID_COST',
+  unknownQuotaKind: 'ERR_TOLLGATE_UNKNOWN_QUOTA_KIND',
+  invalidRequestId: 'ERR_TOLLGATE_INVALID_REQUEST_ID',
+  invalidOutcome: 'ERR_TOLLGATE_INVALID_OUTCOME',
+  invalidArgument: 'ERR_TOLLGATE_INVALID_ARGUMENT',
+  invalidOptions: 'ERR_TOLLGATE_INVALID_OPTIONS',
+  invalidConfig: 'ERR_TOLLGATE_INVALID_CONFIG',
+  unknownUser: 'ERR_TOLLGATE_UNKNOWN_USER',
+  unknownOrg: 'ERR_TOLLGATE_UNKNOWN_ORG',
+  unknownReservation: 'ERR_TOLLGATE_UNKNOWN_RESERVATION',
+  contention: 'ERR_TOLLGATE_CONTENTION',
+  redisUnavailable: 'ERR_TOLLGATE_REDIS_UNAVAILABLE',
+  unexpectedReply: 'ERR_TOLLGATE_UNEXPECTED_REPLY',
+} as const;
+
+/** A stable `ERR_TOLLGATE_*` code. */
+export type TollgateErrorCode = (typeof ERROR_CODES)[keyof typeof ERROR_CODES];
+
+/** Base class of every error Tollgate raises on purpose. */
+export class TollgateError extends Error {
+  /** Stable machine-readable code, one of {@link ERROR_CODES}. */
+  readonly code: TollgateErrorCode;
+
+  constructor(code: TollgateErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = new.target.name;
+    this.code = code;
+  }
+}
+
+/** The caller passed something that can never be valid: a bad name, cost, kind, outcome or option. */
+export class InvalidInputError extends TollgateError {}
+
+/** A config hash in Redis holds a value Tollgate cannot interpret; the request is denied, nothing is written. */
+export class InvalidConfigError extends TollgateError {
+  /** The Redis key holding the garbled field. */
+  readonly key: string;
+  /** The garbled field. */
+  readonly field: string;
+
+  constructor(key: string, field: string, reason: string) {
+    super(ERROR_CODES.invalidConfig, `${key} field ${field}: ${reason}`);
+    this.key = key;
+    this.field = field;
+  }
+}
+
+/** The named user or org has no config hash. */
+export class NotFoundError extends TollgateError {}
+
+/** A settlement names a reservation that does not exist (never made, or expired) or does not match. */
+export class ReservationError extends TollgateError {}
+
+/** Config or the day kept changing under a decision; the caller may retry. */
+export class ContentionError extends TollgateError {}
+
+/** Redis could not be reached or did not answer within the configured timeout. */
+export class RedisUnavailableError extends TollgateError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(ERROR_CODES.redisUnavailable, message, options);
+  }
+}
+
+/** Redis answered with something no version of our scripts returns: a bug, never a domain outcome. */
+export class UnexpectedReplyError extends TollgateError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(ERROR_CODES.unexpectedReply, message, options);
+  }
+}

@@ -1,0 +1,46 @@
+// The one place Redis key names are built. Callers pass names already checked by names.ts.
+import type { Metric } from './quota-kinds.js';
+
+/** Whose usage a key holds: a user's own, or an org's pooled usage. */
+export type OwnerType = 'user' | 'org';
+
+/** A user or org whose usage is recorded. */
+export interface Owner {
+  readonly type: OwnerType;
+  readonly name: string;
+}
+
+/** `rails:users:<user>`: the user's config hash (CARTO layout). */
+export function userConfigKey(user: string): string {
+  return `rails:users:${user}`;
+}
+
+/** `rails:orgs:<org>`: the org's config hash (CARTO layout). */
+export function orgConfigKey(org: string): string {
+  return `rails:orgs:${org}`;
+}
+
+/** The config hash of an owner. */
+export function configKey(owner: Owner): string {
+  return owner.type === 'user' ? userConfigKey(owner.name) : orgConfigKey(owner.name);
+}
+
+/** `user|org:<name>:<service_type>:<metric>:<YYYYMM>`: a usage sorted set (member = day, score = count). */
+export function usageKey(owner: Owner, serviceType: string, metric: Metric, yyyymm: string): string {
+  return `${owner.type}:${owner.name}:${serviceType}:${metric}:${yyyymm}`;
+}
+
+/** The SCAN pattern matching every usage key of an owner type (`*`) or one owner. */
+export function usageKeyPattern(type: OwnerType, name = '*'): string {
+  return `${type}:${name}:*`;
+}
+
+/** `tollgate:reservation:<id>`: an admitted, not yet settled request (Tollgate's own key). */
+export function reservationKey(id: string): string {
+  return `tollgate:reservation:${id}`;
+}
+
+/** `tollgate:request:<user>:<requestId>`: remembers an admitted request id for idempotent retries. */
+export function requestIdKey(user: string, requestId: string): string {
+  return `tollgate:request:${user}:${requestId}`;
+}

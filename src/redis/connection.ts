@@ -1,0 +1,56 @@
+// Redis connections: creating one from a URL, bounding every call by a timeout, and mapping failures to typed errors.
+import { Redis, type Cluster } from 'ioredis';
+import { ERROR_CODES, RedisUnavailableError, TollgateError, UnexpectedReplyError } from '../core/errors.js';
+
+/** A Redis connection Tollgate can use: a single node or a cluster client from ioredis. */
+export type RedisClient = Redis | Cluster;
+
+/** Opens a client for a `redis://` or `rediss://` URL that fails fast instead of queueing forever. */
+export function connect(url: string, timeoutMs: number): Redis {
+  return new Redis(url, {
+    connectTimeout: timeoutMs,
+    maxRetriesPerRequest: 1,
+    // Keep reconnecting in the background; each call is still bounded by its own timeout.
+    retryStrategy: (attempt) => Math.min(attempt * 100, 2000),
+  });
+}
+
+/** True for errors that mean "Redis answered, and said no" rather than "Redis is not there". */
+function isReplyError(error: unknown): error is Error {
+  return error instanceof Error && error.name === 'ReplyError';
+}
+
+/** Maps anything a Redis call throws onto Tollgate's typed errors, keeping the original as `cause`. */
+export function toTollgateError(error: unknown): TollgateError {
+  if (error instanceof TollgateError) return error;
+  if (isReplyError(error)) {
+    if (error.message.startsWith('WRONGTYPE')) {
+      return new TollgateError(ERROR_CODES.invalidConfig, 'a Tollgate key holds the wrong Redis type', { cause: error });
+    }
+    return new UnexpectedReplyError(`Redis refused a Tollgate command: ${error.message}`, { cause: error });
+  }
+  const message = error instanceof Error ? error.message : String(error);
+  return new RedisUnavailableError(`Redis is unavailable: ${message}`, { cause: error });
+}
+
+/**
+ * Runs a Redis call, rejecting with {@link RedisUnavailableError} if it has not settled
+ * within `timeoutMs`. A timed-out write may still reach Redis later: callers that retry
+ * should pass a request id so the retry is not counted twice.
+ */
+export async function bounded<T>(timeoutMs: number, call: () => Promise<T>): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () => reject(new RedisUnavailableError(`Redis did not answer within ${timeoutMs} ms`)),
+      timeoutMs,
+    );
+  });
+  try {
+    return await Promise.race([call(), timeout]);
+  } catch (error) {
+    throw toTollgateError(error);
+  } finally {
+    clearTimeout(timer);
+  }
+}

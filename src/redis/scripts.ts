@@ -1,0 +1,194 @@
+// Loads the Lua scripts into an ioredis client and wraps each in a typed call with a checked decoder.
+import { createHash } from 'node:crypto';
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { FingerprintPart } from '../core/config.js';
+import type { Increment, UsageRead } from '../core/accounting.js';
+import { UnexpectedReplyError } from '../core/errors.js';
+import type { RedisClient } from './connection.js';
+
+/** The folder holding the `.lua` files, found from this module whether it runs from src/ or dist/src/. */
+function luaDirectory(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (let depth = 0; depth < 5; depth += 1) {
+    const candidate = join(dir, 'lua');
+    if (existsSync(join(candidate, 'decide.lua'))) return candidate;
+    dir = dirname(dir);
+  }
+  throw new Error('Tollgate cannot find its lua/ folder next to the package');
+}
+
+const LUA_DIR = luaDirectory();
+
+/** A script's source and the versioned command name it is defined under. */
+interface ScriptSource {
+  readonly command: string;
+  readonly lua: string;
+}
+
+function loadScript(name: string): ScriptSource {
+  const lua = readFileSync(join(LUA_DIR, `${name}.lua`), 'utf8');
+  // The content hash in the name lets two Tollgate versions share one client without clashing.
+  const version = createHash('sha1').update(lua).digest('hex').slice(0, 10);
+  return { command: `tollgate_${name}_${version}`, lua };
+}
+
+const SCRIPTS = { decide: loadScript('decide'), settle: loadScript('settle') } as const;
+
+type ScriptCommand = (...args: Array<string | number>) => Promise<unknown>;
+
+/** Defines every script on `client` (idempotent) so ioredis handles EVALSHA and NOSCRIPT fallback. */
+export function defineScripts(client: RedisClient): void {
+  for (const script of Object.values(SCRIPTS)) {
+    if (!(script.command in client)) client.defineCommand(script.command, { lua: script.lua });
+  }
+}
+
+function commandOf(client: RedisClient, source: ScriptSource): ScriptCommand {
+  const command = (client as unknown as Record<string, ScriptCommand | undefined>)[source.command];
+  if (command === undefined) throw new Error(`script ${source.command} was not defined on this client`);
+  return command.bind(client);
+}
+
+/** Input of the decide script; see lua/decide.lua for the layout it is flattened into. */
+export interface DecideInput {
+  readonly reservationKey: string;
+  readonly requestIdKey: string | null;
+  readonly fingerprint: readonly FingerprintPart[];
+  readonly reads: readonly UsageRead[];
+  readonly chargeKeys: readonly string[];
+  /** Epoch ms of an injected clock, or `null` for the Redis server's clock. */
+  readonly nowMs: number | null;
+  readonly dayStartMs: number;
+  readonly dayEndMs: number;
+  readonly day: string;
+  readonly cost: number;
+  readonly quota: number;
+  readonly softLimit: boolean;
+  readonly mode: 'check' | 'consume';
+  readonly signature: string;
+  readonly reservationTtlMs: number;
+  readonly requestIdTtlMs: number;
+}
+
+/** What the decide script answered. */
+export type DecideReply =
+  | { readonly status: 'decided'; readonly allowed: boolean; readonly used: number; readonly nowMs: number }
+  | { readonly status: 'replayed'; readonly used: number; readonly nowMs: number; readonly signature: string }
+  | { readonly status: 'config_changed'; readonly nowMs: number }
+  | { readonly status: 'day_changed'; readonly nowMs: number }
+  | { readonly status: 'wrong_type'; readonly key: string };
+
+function integerAt(reply: unknown[], index: number, script: string): number {
+  const value = reply[index];
+  if (typeof value !== 'number' || !Number.isSafeInteger(value)) {
+    throw new UnexpectedReplyError(`${script}: reply[${index}] is not an integer`);
+  }
+  return value;
+}
+
+function stringAt(reply: unknown[], index: number, script: string): string {
+  const value = reply[index];
+  if (typeof value !== 'string') throw new UnexpectedReplyError(`${script}: reply[${index}] is not a string`);
+  return value;
+}
+
+function arrayReply(reply: unknown, script: string): unknown[] {
+  if (!Array.isArray(reply)) throw new UnexpectedReplyError(`${script}: reply is not an array`);
+  return reply;
+}
+
+/** Runs lua/decide.lua. */
+export async function runDecide(client: RedisClient, input: DecideInput): Promise<DecideReply> {
+  const keys = [
+    input.reservationKey,
+    input.requestIdKey ?? input.reservationKey,
+    ...input.fingerprint.map((part) => part.key),
+    ...input.reads.map((read) => read.key),
+    ...input.chargeKeys,
+  ];
+  const args: Array<string | number> = [
+    input.fingerprint.length,
+    input.reads.length,
+    input.chargeKeys.length,
+    input.nowMs === null ? '' : input.nowMs,
+    input.dayStartMs,
+    input.dayEndMs,
+    input.day,
+    input.cost,
+    input.quota,
+    input.softLimit ? '1' : '0',
+    input.mode,
+    input.requestIdKey === null ? '0' : '1',
+    input.signature,
+    input.reservationTtlMs,
+    input.requestIdTtlMs,
+  ];
+  for (const part of input.fingerprint) {
+    args.push(part.fields.length);
+    for (const [field, value] of part.fields) args.push(field, value === null ? '!' : `=${value}`);
+  }
+  for (const read of input.reads) args.push(read.fromDay, read.toDay);
+
+  const reply = arrayReply(await commandOf(client, SCRIPTS.decide)(keys.length, ...keys, ...args), 'decide');
+  const status = integerAt(reply, 0, 'decide');
+  switch (status) {
+    case 1:
+      return {
+        status: 'decided',
+        allowed: integerAt(reply, 1, 'decide') === 1,
+        used: integerAt(reply, 2, 'decide'),
+        nowMs: integerAt(reply, 3, 'decide'),
+      };
+    case 2:
+      return {
+        status: 'replayed',
+        used: integerAt(reply, 2, 'decide'),
+        nowMs: integerAt(reply, 3, 'decide'),
+        signature: stringAt(reply, 4, 'decide'),
+      };
+    case 3:
+      return { status: 'config_changed', nowMs: integerAt(reply, 3, 'decide') };
+    case 4:
+      return { status: 'day_changed', nowMs: integerAt(reply, 3, 'decide') };
+    case 5:
+      return { status: 'wrong_type', key: stringAt(reply, 4, 'decide') };
+    default:
+      throw new UnexpectedReplyError(`decide: unknown status ${status}`);
+  }
+}
+
+/** Input of the settle script; see lua/settle.lua. */
+export interface SettleInput {
+  readonly reservationKey: string;
+  readonly signature: string;
+  readonly day: string;
+  readonly keepMs: number;
+  readonly increments: readonly Increment[];
+}
+
+/** What the settle script answered. */
+export type SettleReply = 'settled' | 'already_settled' | 'unknown' | 'mismatch' | 'wrong_type';
+
+/** Runs lua/settle.lua. */
+export async function runSettle(client: RedisClient, input: SettleInput): Promise<SettleReply> {
+  const keys = [input.reservationKey, ...input.increments.map((inc) => inc.key)];
+  const args = [input.signature, input.day, input.keepMs, ...input.increments.map((inc) => inc.delta)];
+  const reply = arrayReply(await commandOf(client, SCRIPTS.settle)(keys.length, ...keys, ...args), 'settle');
+  const status = integerAt(reply, 0, 'settle');
+  switch (status) {
+    case 1:
+      return 'settled';
+    case 2:
+      return 'already_settled';
+    case 3:
+      return 'unknown';
+    case 4:
+      return 'mismatch';
+    case 5:
+      return 'wrong_type';
+    default:
+      throw new UnexpectedReplyError(`settle: unknown status ${status}`);
+  }
+}

@@ -1,0 +1,378 @@
+// The Tollgate client: check, consume and settle quota against Redis, and read quotas and usage back.
+import { randomUUID } from 'node:crypto';
+import { Cluster, Redis } from 'ioredis';
+import { z } from 'zod';
+import {
+  assertCost,
+  assertReservation,
+  breakdownOf,
+  decisionOf,
+  planDecision,
+  reservationFromSignature,
+  reservationSignature,
+  settlementIncrements,
+  type Decision,
+  type Outcome,
+  type Reservation,
+} from './core/accounting.js';
+import { resolveAccount, resolveOwnerSettings, type Account } from './core/config.js';
+import { billingCycle, utcDay } from './core/cycle.js';
+import { ContentionError, ERROR_CODES, InvalidConfigError, InvalidInputError, ReservationError } from './core/errors.js';
+import { requestIdKey, reservationKey, usageKey, type Owner } from './core/keys.js';
+import { assertName } from './core/names.js';
+import { METRICS, quotaKindSpec, type Metric, type QuotaKind } from './core/quota-kinds.js';
+import { readAccount, readOrg } from './redis/accounts.js';
+import { bounded, connect, type RedisClient } from './redis/connection.js';
+import { defineScripts, runDecide, runSettle, type DecideReply } from './redis/scripts.js';
+
+const HOUR_MS = 3_600_000;
+
+const optionsSchema = z.strictObject({
+  redis: z.union([
+    z.string().regex(/^rediss?:\/\//, 'must be a redis:// or rediss:// URL'),
+    z.custom<RedisClient>((value) => value instanceof Redis || value instanceof Cluster, 'must be an ioredis client'),
+  ]),
+  clock: z.custom<() => number>((value) => typeof value === 'function', 'must be a function returning epoch ms').optional(),
+  timeoutMs: z.number().int().min(10).max(60_000).default(1000),
+  requestIdTtlMs: z.number().int().min(1000).max(30 * 24 * HOUR_MS).default(24 * HOUR_MS),
+  reservationTtlMs: z.number().int().min(1000).max(7 * 24 * HOUR_MS).default(HOUR_MS),
+  maxAttempts: z.number().int().min(1).max(50).default(5),
+});
+
+/** Options of {@link Tollgate}. Unknown keys are rejected when it is constructed. */
+export interface TollgateOptions {
+  /** An ioredis client (single node or Cluster) to use, or a `redis://` URL to open one. */
+  readonly redis: RedisClient | string;
+  /**
+   * Returns the current time in epoch ms. Default: the Redis server's clock, so app servers
+   * with skewed clocks agree on the day and the cycle. Meant for tests.
+   */
+  readonly clock?: () => number;
+  /** Upper bound on every call, connection problems included. Default 1000 ms. */
+  readonly timeoutMs?: number;
+  /** How long a request id is remembered, so a retried consume counts once. Default 24 h. */
+  readonly requestIdTtlMs?: number;
+  /** How long an admitted request may still be settled; after that its charge simply stays. Default 1 h. */
+  readonly reservationTtlMs?: number;
+  /** How often a decision is re-planned when config or the day changes under it. Default 5. */
+  readonly maxAttempts?: number;
+}
+
+/** What to judge: `cost` units of a quota kind for a user. */
+export interface CheckRequest {
+  readonly user: string;
+  readonly kind: QuotaKind;
+  /** Units judged up front: rows of a bulk geocode, ranges of an isolines request. Default 1. */
+  readonly cost?: number;
+}
+
+/** What to admit: like {@link CheckRequest}, with an optional id that makes retries count once. */
+export interface ConsumeRequest extends CheckRequest {
+  /** A client-chosen id; a consume repeated with it within `requestIdTtlMs` is not counted again. */
+  readonly requestId?: string;
+}
+
+/** The decision of a consume, and the reservation to settle when it was admitted. */
+export interface Admission extends Decision {
+  /** Present when admitted: pass it to {@link Tollgate.settle} when the request ends. */
+  readonly reservation: Reservation | null;
+  /** True when this answers a repeated request id: nothing was counted this time. */
+  readonly replayed: boolean;
+}
+
+/** What a settlement did. */
+export interface SettleResult {
+  /** `already_settled` means an earlier settle of this reservation applied; nothing changed now. */
+  readonly status: 'settled' | 'already_settled';
+}
+
+/** How many of `units` could be admitted now, without counting anything. */
+export interface BulkCheck {
+  readonly decision: Decision;
+  /** Units that fit: all of them under a soft limit, else at most what remains. */
+  readonly admissible: number;
+}
+
+/** A quota kind as an operator sees it for one user (org figures for an org member). */
+export interface QuotaInfo {
+  readonly user: string;
+  readonly org: string | null;
+  readonly kind: QuotaKind;
+  readonly quota: number;
+  readonly used: number;
+  readonly remaining: number;
+  readonly softLimit: boolean;
+  readonly provider: string;
+  readonly serviceType: string;
+  /** Price of a block of 1000 units past the quota, in cents; `null` when not configured. */
+  readonly blockPrice: number | null;
+  readonly cycleStart: Date;
+  readonly resetsAt: Date;
+}
+
+/** Whose usage to read: a user's own counters, or an org's pooled ones. */
+export type UsageOwner = { readonly user: string } | { readonly org: string };
+
+/** An owner's counters for one quota kind over the current billing cycle. */
+export interface UsageSummary {
+  readonly owner: Owner;
+  readonly kind: QuotaKind;
+  readonly serviceType: string;
+  readonly cycleStart: Date;
+  readonly resetsAt: Date;
+  /** Sum of each metric from the cycle start to today inclusive. */
+  readonly metrics: Readonly<Record<Metric, number>>;
+  /** The quota's usage: the sum of the kind's counted metrics. */
+  readonly used: number;
+}
+
+type ParsedOptions = z.output<typeof optionsSchema>;
+
+/**
+ * Quota enforcement on Redis. Construct once per process and share it; every method is
+ * safe to call concurrently from any number of processes.
+ *
+ * @example
+ * const tollgate = new Tollgate({ redis: 'redis://127.0.0.1:6379' });
+ * const admission = await tollgate.consume({ user: 'alice', kind: 'geocoding', cost: 3 });
+ * if (admission.allowed) await tollgate.settle(admission.reservation!, 'success');
+ */
+export class Tollgate {
+  readonly #client: RedisClient;
+  readonly #ownsClient: boolean;
+  readonly #options: Readonly<ParsedOptions>;
+
+  constructor(options: TollgateOptions) {
+    const parsed = optionsSchema.safeParse(options);
+    if (!parsed.success) {
+      const detail = parsed.error.issues.map((issue) => `${issue.path.join('.') || 'options'}: ${issue.message}`);
+      throw new InvalidInputError(ERROR_CODES.invalidOptions, `invalid Tollgate options: ${detail.join('; ')}`);
+    }
+    this.#options = Object.freeze(parsed.data);
+    this.#ownsClient = typeof parsed.data.redis === 'string';
+    this.#client = typeof parsed.data.redis === 'string' ? connect(parsed.data.redis, parsed.data.timeoutMs) : parsed.data.redis;
+    defineScripts(this.#client);
+  }
+
+  /** The ioredis client in use, for callers that share it (the admin tools, health checks). */
+  get redis(): RedisClient {
+    return this.#client;
+  }
+
+  /** Judges `cost` units without counting anything. */
+  async check(request: CheckRequest): Promise<Decision> {
+    const { user, kind, cost } = this.#validate(request);
+    return this.#bounded(async () => (await this.#decide(user, kind, cost, 'check', null)).decision);
+  }
+
+  /**
+   * Judges `cost` units and, when allowed, charges them in the same atomic step. Settle the
+   * returned reservation when the request ends; an unsettled reservation stays charged.
+   */
+  async consume(request: ConsumeRequest): Promise<Admission> {
+    const { user, kind, cost } = this.#validate(request);
+    const requestId = request.requestId === undefined ? null : assertName('request id', request.requestId);
+    return this.#bounded(async () => {
+      const { decision, reservation, replayed } = await this.#decide(user, kind, cost, 'consume', requestId);
+      return Object.freeze({ ...decision, reservation, replayed });
+    });
+  }
+
+  /**
+   * Records how an admitted request ended. `success` and `empty` units stay charged (under
+   * their metric); `failed` units are refunded and recorded as failed_responses. Settling
+   * the same reservation again changes nothing and answers `already_settled`.
+   */
+  async settle(reservation: Reservation, outcome: Outcome): Promise<SettleResult> {
+    const checked = assertReservation(reservation);
+    const increments = settlementIncrements(checked, breakdownOf(outcome, checked.cost));
+    const reply = await this.#bounded(() =>
+      runSettle(this.#client, {
+        reservationKey: reservationKey(checked.id),
+        signature: reservationSignature(checked),
+        day: checked.day,
+        keepMs: this.#options.reservationTtlMs,
+        increments,
+      }),
+    );
+    switch (reply) {
+      case 'settled':
+      case 'already_settled':
+        return { status: reply };
+      case 'unknown':
+        throw new ReservationError(ERROR_CODES.unknownReservation, 'no such reservation: never made, or expired (its charge stays)');
+      case 'mismatch':
+        throw new ReservationError(ERROR_CODES.unknownReservation, 'reservation does not match the one admitted');
+      case 'wrong_type':
+        throw new InvalidConfigError(reservationKey(checked.id), '', 'a key of this reservation holds the wrong Redis type');
+    }
+  }
+
+  /** How many of `units` would be admitted now (a bulk pre-check); counts nothing. */
+  async checkBulk(request: { readonly user: string; readonly kind: QuotaKind; readonly units: number }): Promise<BulkCheck> {
+    const units = assertCost(request.units);
+    const decision = await this.check({ user: request.user, kind: request.kind, cost: units });
+    const admissible = decision.softLimit ? units : Math.min(units, decision.remaining);
+    return { decision, admissible };
+  }
+
+  /** A user's quota, usage, limit and provider for one kind (the org's pool for an org member). */
+  async quota(user: string, kind: QuotaKind): Promise<QuotaInfo> {
+    assertName('user', user);
+    quotaKindSpec(kind);
+    return this.#bounded(async () => {
+      const { decision, account } = await this.#decide(user, kind, 0, 'check', null);
+      return Object.freeze({
+        user,
+        org: account.org,
+        kind,
+        quota: decision.quota,
+        used: decision.used,
+        remaining: decision.remaining,
+        softLimit: decision.softLimit,
+        provider: account.provider,
+        serviceType: account.serviceType,
+        blockPrice: account.blockPrice,
+        cycleStart: decision.cycleStart,
+        resetsAt: decision.resetsAt,
+      });
+    });
+  }
+
+  /**
+   * Every metric of one quota kind over the current cycle, for a user's own counters or an
+   * org's pool. A member's cycle and provider are its org's, as for decisions.
+   */
+  async usage(owner: UsageOwner, kind: QuotaKind): Promise<UsageSummary> {
+    const spec = quotaKindSpec(kind);
+    const target: Owner = 'user' in owner
+      ? { type: 'user', name: assertName('user', owner.user) }
+      : { type: 'org', name: assertName('org', (owner as { org: string }).org) };
+    return this.#bounded(async () => {
+      let serviceType: string;
+      let periodEndDay: number | null;
+      let nowMs: number;
+      if (target.type === 'user') {
+        const snapshot = await readAccount(this.#client, target.name);
+        const account = resolveAccount(snapshot.source, kind);
+        ({ serviceType, periodEndDay } = account);
+        nowMs = this.#options.clock?.() ?? snapshot.serverNowMs;
+      } else {
+        const [org, time] = await Promise.all([readOrg(this.#client, target.name), this.#client.time()]);
+        ({ serviceType, periodEndDay } = resolveOwnerSettings(org.key, org.hash, kind));
+        nowMs = this.#options.clock?.() ?? Number(time[0]) * 1000 + Math.floor(Number(time[1]) / 1000);
+      }
+      const cycle = billingCycle(utcDay(nowMs), periodEndDay);
+      const reads = METRICS.flatMap((metric) =>
+        cycle.spans.map((span) => ({ metric, span, key: usageKey(target, serviceType, metric, span.yyyymm) })),
+      );
+      const pipeline = this.#client.pipeline();
+      for (const read of reads) pipeline.zrange(read.key, 0, '-1', 'WITHSCORES');
+      const results = (await pipeline.exec()) ?? [];
+      const metrics = Object.fromEntries(METRICS.map((metric) => [metric, 0])) as Record<Metric, number>;
+      reads.forEach((read, index) => {
+        const [error, entries] = results[index] ?? [null, []];
+        if (error) throw error;
+        const flat = entries as string[];
+        for (let i = 0; i < flat.length; i += 2) {
+          const day = Number(flat[i]);
+          if (day >= read.span.fromDay && day <= read.span.toDay) metrics[read.metric] += Number(flat[i + 1]);
+        }
+      });
+      const toDate = (d: { year: number; month: number; day: number }): Date => new Date(Date.UTC(d.year, d.month - 1, d.day));
+      return Object.freeze({
+        owner: target,
+        kind,
+        serviceType,
+        cycleStart: toDate(cycle.start),
+        resetsAt: toDate(cycle.nextStart),
+        metrics: Object.freeze(metrics),
+        used: spec.countedMetrics.reduce((sum, metric) => sum + metrics[metric], 0),
+      });
+    });
+  }
+
+  /** Closes the Redis connection if Tollgate opened it; a client passed in is left to its owner. */
+  async close(): Promise<void> {
+    if (this.#ownsClient) await this.#client.quit().catch(() => this.#client.disconnect());
+  }
+
+  #validate(request: CheckRequest): { user: string; kind: QuotaKind; cost: number } {
+    if (typeof request !== 'object' || request === null) {
+      throw new InvalidInputError(ERROR_CODES.invalidArgument, 'expected a request object');
+    }
+    const user = assertName('user', request.user);
+    const kind = quotaKindSpec(request.kind).kind;
+    const cost = assertCost(request.cost ?? 1);
+    return { user, kind, cost };
+  }
+
+  #bounded<T>(call: () => Promise<T>): Promise<T> {
+    return bounded(this.#options.timeoutMs, call);
+  }
+
+  /** Plans a decision, runs it atomically, and re-plans when config or the day moved underneath. */
+  async #decide(
+    user: string,
+    kind: QuotaKind,
+    cost: number,
+    mode: 'check' | 'consume',
+    requestId: string | null,
+  ): Promise<{ decision: Decision; account: Account; reservation: Reservation | null; replayed: boolean }> {
+    for (let attempt = 1; attempt <= this.#options.maxAttempts; attempt += 1) {
+      const snapshot = await readAccount(this.#client, user);
+      const account = resolveAccount(snapshot.source, kind);
+      const injectedNowMs = this.#options.clock?.() ?? null;
+      const plan = planDecision(account, injectedNowMs ?? snapshot.serverNowMs);
+      const reservation: Reservation = {
+        id: randomUUID(),
+        user,
+        org: account.org,
+        kind,
+        serviceType: account.serviceType,
+        yyyymm: plan.yyyymm,
+        day: plan.day,
+        cost,
+      };
+      const reply: DecideReply = await runDecide(this.#client, {
+        reservationKey: reservationKey(reservation.id),
+        requestIdKey: requestId === null ? null : requestIdKey(user, requestId),
+        fingerprint: plan.fingerprint,
+        reads: plan.reads,
+        chargeKeys: plan.chargeKeys,
+        nowMs: injectedNowMs,
+        dayStartMs: plan.dayStartMs,
+        dayEndMs: plan.dayEndMs,
+        day: plan.day,
+        cost,
+        quota: account.quota,
+        softLimit: account.softLimit,
+        mode,
+        signature: reservationSignature(reservation),
+        reservationTtlMs: this.#options.reservationTtlMs,
+        requestIdTtlMs: this.#options.requestIdTtlMs,
+      });
+      switch (reply.status) {
+        case 'config_changed':
+        case 'day_changed':
+          continue;
+        case 'wrong_type':
+          throw new InvalidConfigError(reply.key, '', 'holds the wrong Redis type; nothing was written');
+        case 'replayed': {
+          const original = reservationFromSignature(reply.signature);
+          const decision = decisionOf(account, plan, { allowed: true, used: reply.used, cost: original.cost });
+          return { decision, account, reservation: original, replayed: true };
+        }
+        case 'decided': {
+          const decision = decisionOf(account, plan, { allowed: reply.allowed, used: reply.used, cost });
+          const admitted = mode === 'consume' && reply.allowed;
+          return { decision, account, reservation: admitted ? Object.freeze(reservation) : null, replayed: false };
+        }
+      }
+    }
+    throw new ContentionError(
+      ERROR_CODES.contention,
+      `config or the day kept changing during ${this.#options.maxAttempts} attempts; retry`,
+    );
+  }
+}
