@@ -303,7 +303,7 @@ export class Tollgate {
     }
     const user = assertName('user', request.user);
     const kind = quotaKindSpec(request.kind).kind;
-    const cost = assertCost(request.cost ?? 1);
+    const cost = assertCost(request.cost === undefined ? 1 : request.cost);
     return { user, kind, cost };
   }
 

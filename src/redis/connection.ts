@@ -7,12 +7,16 @@ export type RedisClient = Redis | Cluster;
 
 /** Opens a client for a `redis://` or `rediss://` URL that fails fast instead of queueing forever. */
 export function connect(url: string, timeoutMs: number): Redis {
-  return new Redis(url, {
+  const client = new Redis(url, {
     connectTimeout: timeoutMs,
     maxRetriesPerRequest: 1,
     // Keep reconnecting in the background; each call is still bounded by its own timeout.
     retryStrategy: (attempt) => Math.min(attempt * 100, 2000),
   });
+  // Connection errors reach callers as RedisUnavailableError from the call that needed Redis;
+  // without a listener ioredis would also print each reconnect failure.
+  client.on('error', () => {});
+  return client;
 }
 
 /** True for errors that mean "Redis answered, and said no" rather than "Redis is not there". */

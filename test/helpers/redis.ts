@@ -30,6 +30,7 @@ async function waitForPing(url: string, child: ChildProcess | null, deadlineMs =
   while (Date.now() - start < deadlineMs) {
     if (child !== null && child.exitCode !== null) throw new Error(`redis-server exited with ${child.exitCode}`);
     const probe = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
+    probe.on('error', () => {}); // refused connections are expected until the server is up
     try {
       await probe.connect();
       if ((await probe.ping()) === 'PONG') return;

@@ -1,0 +1,79 @@
+// Connections: a Redis that is down or stalled gives a typed error within the timeout, never a hang; the server clock rules.
+import { Redis } from 'ioredis';
+import { afterEach, describe, expect, it } from 'vitest';
+import { ERROR_CODES, InvalidInputError, RedisUnavailableError, Tollgate } from '../../src/index.js';
+import { cleanup, uniqueName, writeUser } from '../helpers/fixtures.js';
+import { freePort, useTestRedis } from '../helpers/redis.js';
+
+const redis = useTestRedis();
+const names: string[] = [];
+afterEach(async () => cleanup(redis.client(), names.splice(0)));
+
+describe('Redis unreachable', () => {
+  it('rejects with ERR_TOLLGATE_REDIS_UNAVAILABLE when nothing listens', async () => {
+    const port = await freePort();
+    const gate = new Tollgate({ redis: `redis://127.0.0.1:${port}`, timeoutMs: 200 });
+    try {
+      const error = await gate.consume({ user: 'alice', kind: 'geocoding' }).catch((caught: unknown) => caught);
+      expect(error).toBeInstanceOf(RedisUnavailableError);
+      expect(error).toMatchObject({ code: ERROR_CODES.redisUnavailable });
+    } finally {
+      await gate.close();
+    }
+  });
+
+  it('rejects instead of hanging when Redis stops answering', async () => {
+    const user = uniqueName('u');
+    names.push(user);
+    await writeUser(redis.client(), user, { geocoding_quota: '10' });
+    const connection = new Redis(redis.url());
+    const gate = new Tollgate({ redis: connection, timeoutMs: 150 });
+    try {
+      await redis.client().call('CLIENT', 'PAUSE', '1000', 'ALL');
+      const error = await gate.consume({ user, kind: 'geocoding' }).catch((caught: unknown) => caught);
+      expect(error).toBeInstanceOf(RedisUnavailableError);
+      expect((error as Error).message).toContain('150 ms');
+    } finally {
+      await redis.client().call('CLIENT', 'UNPAUSE');
+      connection.disconnect();
+    }
+  });
+});
+
+describe('one clock', () => {
+  it("decides the day from the Redis server's clock by default", async () => {
+    const user = uniqueName('u');
+    names.push(user);
+    await writeUser(redis.client(), user, { geocoding_quota: '10' });
+    const [seconds] = await redis.client().time();
+    const serverDay = new Date(Number(seconds) * 1000);
+    const admission = await new Tollgate({ redis: redis.client() }).consume({ user, kind: 'geocoding' });
+    const month = `${serverDay.getUTCFullYear()}${String(serverDay.getUTCMonth() + 1).padStart(2, '0')}`;
+    const day = String(serverDay.getUTCDate()).padStart(2, '0');
+    expect(admission.reservation).toMatchObject({ yyyymm: month, day });
+    expect(await redis.client().zscore(`user:${user}:geocoder_here:success_responses:${month}`, day)).toBe('1');
+  });
+
+  it('lets tests inject a clock', async () => {
+    const user = uniqueName('u');
+    names.push(user);
+    await writeUser(redis.client(), user, { geocoding_quota: '10' });
+    const gate = new Tollgate({ redis: redis.client(), clock: () => Date.parse('2019-01-05T00:00:00Z') });
+    expect((await gate.consume({ user, kind: 'geocoding' })).reservation).toMatchObject({ yyyymm: '201901', day: '05' });
+  });
+});
+
+describe('options', () => {
+  it.each([
+    [{ redis: 'http://localhost' }],
+    [{ redis: 42 }],
+    [{ redis: 'redis://localhost', timeoutMs: 0 }],
+    [{ redis: 'redis://localhost', timeoutMs: 1.5 }],
+    [{ redis: 'redis://localhost', requestIdTtlMs: -1 }],
+    [{ redis: 'redis://localhost', clock: 'now' }],
+    [{ redis: 'redis://localhost', timeout: 1000 }],
+  ])('rejects %j at construction', (options) => {
+    expect(() => new Tollgate(options as never)).toThrow(InvalidInputError);
+    expect(() => new Tollgate(options as never)).toThrow(expect.objectContaining({ code: ERROR_CODES.invalidOptions }));
+  });
+});
