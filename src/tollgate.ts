@@ -7,7 +7,9 @@ import {
   assertReservation,
   breakdownOf,
   decisionOf,
+  planCredits,
   planDecision,
+  refundKeys,
   reservationFromSignature,
   reservationSignature,
   settlementIncrements,
@@ -15,10 +17,10 @@ import {
   type Outcome,
   type Reservation,
 } from './core/accounting.js';
-import { resolveAccount, resolveOwnerSettings, type Account } from './core/config.js';
+import { CREDIT_FIELDS, resolveAccount, resolveCreditBudget, resolveOwnerSettings, type Account } from './core/config.js';
 import { billingCycle, utcDay } from './core/cycle.js';
 import { ContentionError, ERROR_CODES, InvalidConfigError, InvalidInputError, ReservationError } from './core/errors.js';
-import { requestIdKey, reservationKey, usageKey, type Owner } from './core/keys.js';
+import { orgConfigKey, requestIdKey, reservationKey, usageKey, userConfigKey, type Owner } from './core/keys.js';
 import { assertName } from './core/names.js';
 import { METRICS, quotaKindSpec, type Metric, type QuotaKind } from './core/quota-kinds.js';
 import { readAccount, readOrg } from './redis/accounts.js';
@@ -26,6 +28,20 @@ import { bounded, connect, type RedisClient } from './redis/connection.js';
 import { defineScripts, runDecide, runSettle, type DecideReply } from './redis/scripts.js';
 
 const HOUR_MS = 3_600_000;
+
+/**
+ * Default credit prices, in credits per 1000 units (= millicredits per unit), after ArcGIS
+ * Online's published rates: 40 credits per 1000 geocodes, 0.5 credits per service area
+ * (isoline), 0.005 credits per simple route. Integers, so every charge is exact.
+ */
+export const DEFAULT_CREDIT_PRICES: Readonly<Record<QuotaKind, number>> = Object.freeze({
+  geocoding: 40,
+  isolines: 500,
+  routing: 5,
+});
+
+// A price above 10^6 per 1000 units (1000 credits a unit) is surely a typo for a smaller unit.
+const creditPrice = z.number().int().min(0).max(1_000_000);
 
 const optionsSchema = z.strictObject({
   redis: z.union([
@@ -37,6 +53,10 @@ const optionsSchema = z.strictObject({
   requestIdTtlMs: z.number().int().min(1000).max(30 * 24 * HOUR_MS).default(24 * HOUR_MS),
   reservationTtlMs: z.number().int().min(1000).max(7 * 24 * HOUR_MS).default(HOUR_MS),
   maxAttempts: z.number().int().min(1).max(50).default(5),
+  creditPrices: z
+    .strictObject({ geocoding: creditPrice.optional(), isolines: creditPrice.optional(), routing: creditPrice.optional() })
+    .optional()
+    .transform((prices) => Object.freeze({ ...DEFAULT_CREDIT_PRICES, ...prices })),
 });
 
 /** Options of {@link Tollgate}. Unknown keys are rejected when it is constructed. */
@@ -56,6 +76,11 @@ export interface TollgateOptions {
   readonly reservationTtlMs?: number;
   /** How often a decision is re-planned when config or the day changes under it. Default 5. */
   readonly maxAttempts?: number;
+  /**
+   * Credits each quota kind costs, in credits per 1000 units (integers, so millicredits per
+   * unit). Charged only for members of orgs with budgeting on. Default {@link DEFAULT_CREDIT_PRICES}.
+   */
+  readonly creditPrices?: Partial<Readonly<Record<QuotaKind, number>>>;
 }
 
 /** What to judge: `cost` units of a quota kind for a user. */
@@ -89,7 +114,7 @@ export interface SettleResult {
 /** How many of `units` could be admitted now, without counting anything. */
 export interface BulkCheck {
   readonly decision: Decision;
-  /** Units that fit: all of them under a soft limit, else at most what remains. */
+  /** Units that fit: all of them under a soft limit, else at most what remains; and, under a credit budget, what the credits pay for. */
   readonly admissible: number;
 }
 
@@ -159,6 +184,11 @@ export class Tollgate {
     return this.#client;
   }
 
+  /** Credit prices in use, in credits per 1000 units (millicredits per unit), defaults filled in. */
+  get creditPrices(): Readonly<Record<QuotaKind, number>> {
+    return this.#options.creditPrices;
+  }
+
   /** Judges `cost` units without counting anything. */
   async check(request: CheckRequest): Promise<Decision> {
     const { user, kind, cost } = this.#validate(request);
@@ -185,7 +215,9 @@ export class Tollgate {
    */
   async settle(reservation: Reservation, outcome: Outcome): Promise<SettleResult> {
     const checked = assertReservation(reservation);
-    const increments = settlementIncrements(checked, breakdownOf(outcome, checked.cost));
+    const breakdown = breakdownOf(outcome, checked.cost);
+    const increments = settlementIncrements(checked, breakdown);
+    const orgKey = checked.org === null ? null : orgConfigKey(checked.org);
     const reply = await this.#bounded(() =>
       runSettle(this.#client, {
         reservationKey: reservationKey(checked.id),
@@ -193,6 +225,8 @@ export class Tollgate {
         day: checked.day,
         keepMs: this.#options.reservationTtlMs,
         increments,
+        failedUnits: breakdown.failed,
+        creditKeys: refundKeys(checked, userConfigKey(checked.user), orgKey),
       }),
     );
     switch (reply) {
@@ -205,6 +239,8 @@ export class Tollgate {
         throw new ReservationError(ERROR_CODES.unknownReservation, 'reservation does not match the one admitted');
       case 'wrong_type':
         throw new InvalidConfigError(reservationKey(checked.id), '', 'a key of this reservation holds the wrong Redis type');
+      case 'bad_credits':
+        throw new InvalidConfigError(orgKey ?? userConfigKey(checked.user), CREDIT_FIELDS.balance, 'a credit counter is not an integer; nothing was refunded');
     }
   }
 
@@ -212,7 +248,12 @@ export class Tollgate {
   async checkBulk(request: { readonly user: string; readonly kind: QuotaKind; readonly units: number }): Promise<BulkCheck> {
     const units = assertCost(request.units);
     const decision = await this.check({ user: request.user, kind: request.kind, cost: units });
-    const admissible = decision.softLimit ? units : Math.min(units, decision.remaining);
+    let admissible = decision.softLimit ? units : Math.min(units, decision.remaining);
+    const credits = decision.credits;
+    if (credits !== null && credits.costMillicredits > 0) {
+      const perUnit = credits.costMillicredits / units;
+      admissible = Math.min(admissible, Math.floor(credits.availableMillicredits / perUnit));
+    }
     return { decision, admissible };
   }
 
@@ -324,6 +365,12 @@ export class Tollgate {
       const account = resolveAccount(snapshot.source, kind);
       const injectedNowMs = this.#options.clock?.() ?? null;
       const plan = planDecision(account, injectedNowMs ?? snapshot.serverNowMs);
+      const credits = planCredits(
+        account,
+        resolveCreditBudget(snapshot.source),
+        this.#options.creditPrices[kind],
+        plan.yyyymm,
+      );
       const reservation: Reservation = {
         id: randomUUID(),
         user,
@@ -351,6 +398,7 @@ export class Tollgate {
         signature: reservationSignature(reservation),
         reservationTtlMs: this.#options.reservationTtlMs,
         requestIdTtlMs: this.#options.requestIdTtlMs,
+        credits,
       });
       switch (reply.status) {
         case 'config_changed':
@@ -358,13 +406,25 @@ export class Tollgate {
           continue;
         case 'wrong_type':
           throw new InvalidConfigError(reply.key, '', 'holds the wrong Redis type; nothing was written');
+        case 'bad_credits':
+          throw new InvalidConfigError(
+            reply.key,
+            reply.key === credits?.keys[1] ? CREDIT_FIELDS.balance : CREDIT_FIELDS.spent,
+            'not an integer in [0, 10^15]; nothing was written',
+          );
         case 'replayed': {
           const original = reservationFromSignature(reply.signature);
           const decision = decisionOf(account, plan, { allowed: true, used: reply.used, cost: original.cost });
           return { decision, account, reservation: original, replayed: true };
         }
         case 'decided': {
-          const decision = decisionOf(account, plan, { allowed: reply.allowed, used: reply.used, cost });
+          const budgeted = credits !== null && credits.enabled;
+          const decision = decisionOf(account, plan, {
+            allowed: reply.allowed,
+            used: reply.used,
+            cost,
+            credits: budgeted ? reply.credits : null,
+          });
           const admitted = mode === 'consume' && reply.allowed;
           return { decision, account, reservation: admitted ? Object.freeze(reservation) : null, replayed: false };
         }

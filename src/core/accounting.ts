@@ -1,13 +1,24 @@
 // Pure accounting: which keys a decision reads and writes, and how a settlement moves a charge.
-import { MAX_COUNT, type Account, type FingerprintPart } from './config.js';
+import { MAX_COUNT, type Account, type CreditBudget, type FingerprintPart } from './config.js';
 import { billingCycle, dayMember, dayWindowMs, utcDay, yyyymm, type CalendarDay, type Cycle } from './cycle.js';
 import { ERROR_CODES, InvalidInputError } from './errors.js';
-import { usageKey, type Owner } from './keys.js';
+import { creditLedgerKey, usageKey, type Owner } from './keys.js';
 import { assertName } from './names.js';
 import { quotaKindSpec, type Metric, type QuotaKind } from './quota-kinds.js';
 
 /** Why a request was admitted or refused. */
-export type DecisionReason = 'within_quota' | 'soft_limit' | 'quota_exceeded' | 'no_quota';
+export type DecisionReason = 'within_quota' | 'soft_limit' | 'quota_exceeded' | 'no_quota' | 'credits_exhausted';
+
+/** Where a budgeted request stands in credits (SPEC 6). Amounts in millicredits: 1 credit = 1000. */
+export interface CreditStatus {
+  /** What this request costs: cost × the kind's price per unit. */
+  readonly costMillicredits: number;
+  /**
+   * What the user may still spend after this decision: its allocation minus what it spent,
+   * never more than the org balance (the org balance alone when it has no allocation).
+   */
+  readonly availableMillicredits: number;
+}
 
 /** The answer to "may this user spend `cost` units of `kind` now?". Over quota is a result, not an error. */
 export interface Decision {
@@ -29,6 +40,8 @@ export interface Decision {
   readonly cycleStart: Date;
   /** Midnight UTC at the start of the next billing cycle, when usage starts again from 0. */
   readonly resetsAt: Date;
+  /** Credits of the decision when the user's org has budgeting on, else `null`. */
+  readonly credits: CreditStatus | null;
 }
 
 /** An admitted request awaiting settlement. Plain data: it may be stored or sent elsewhere and settled there. */
@@ -134,6 +147,55 @@ export function planDecision(account: Account, nowMs: number): DecisionPlan {
   };
 }
 
+/** What the decide script needs to hold a budgeted request to its credits; see lua/decide.lua. */
+export interface CreditPlan {
+  readonly enabled: boolean;
+  /** The member's allocation in millicredits, or `null` for no limit. */
+  readonly allocationMillicredits: number | null;
+  readonly millicreditsPerUnit: number;
+  /** User config hash, org config hash, user ledger, org ledger (today's month). */
+  readonly keys: readonly [string, string, string, string];
+  readonly fingerprint: readonly FingerprintPart[];
+}
+
+/**
+ * Plans the credit check of a decision for an org member; `null` outside an org. The keys are
+ * planned even when budgeting is off, so the script can prove it stayed off (fingerprint).
+ */
+export function planCredits(
+  account: Account,
+  budget: CreditBudget | null,
+  millicreditsPerUnit: number,
+  yyyymmOfCharge: string,
+): CreditPlan | null {
+  if (budget === null || account.org === null) return null;
+  const user: Owner = { type: 'user', name: account.user };
+  const org: Owner = { type: 'org', name: account.org };
+  return {
+    enabled: budget.enabled,
+    allocationMillicredits: budget.allocationMillicredits,
+    millicreditsPerUnit,
+    keys: [
+      budget.userKey,
+      budget.orgKey,
+      creditLedgerKey(user, account.serviceType, yyyymmOfCharge),
+      creditLedgerKey(org, account.serviceType, yyyymmOfCharge),
+    ],
+    fingerprint: budget.fingerprint,
+  };
+}
+
+/** The credit keys a settlement refunds into (same order as {@link CreditPlan.keys}); `null` outside an org. */
+export function refundKeys(reservation: Reservation, userKey: string, orgKey: string | null): readonly [string, string, string, string] | null {
+  if (reservation.org === null || orgKey === null) return null;
+  return [
+    userKey,
+    orgKey,
+    creditLedgerKey({ type: 'user', name: reservation.user }, reservation.serviceType, reservation.yyyymm),
+    creditLedgerKey({ type: 'org', name: reservation.org }, reservation.serviceType, reservation.yyyymm),
+  ];
+}
+
 /** Turns an {@link Outcome} into a full split of `cost` units, or throws {@link InvalidInputError}. */
 export function breakdownOf(outcome: Outcome, cost: number): Breakdown {
   if (outcome === 'success' || outcome === 'empty' || outcome === 'failed') {
@@ -184,11 +246,14 @@ export function reservationSignature(reservation: Reservation): string {
 export function decisionOf(
   account: Account,
   plan: DecisionPlan,
-  result: { allowed: boolean; used: number; cost: number },
+  result: { allowed: boolean; used: number; cost: number; credits?: (CreditStatus & { denied: boolean }) | null },
 ): Decision {
   const { quota, softLimit } = account;
+  const credits = result.credits ?? null;
   let reason: DecisionReason;
-  if (softLimit) reason = 'soft_limit';
+  // Credits are judged only after the quota admitted, so a credit denial names the real blocker.
+  if (credits !== null && credits.denied) reason = 'credits_exhausted';
+  else if (softLimit) reason = 'soft_limit';
   else if (quota === 0) reason = 'no_quota';
   else reason = result.allowed ? 'within_quota' : 'quota_exceeded';
   const toDate = (day: CalendarDay): Date => new Date(Date.UTC(day.year, day.month - 1, day.day));
@@ -206,6 +271,10 @@ export function decisionOf(
     softLimit,
     cycleStart: toDate(plan.cycle.start),
     resetsAt: toDate(plan.cycle.nextStart),
+    credits:
+      credits === null
+        ? null
+        : Object.freeze({ costMillicredits: credits.costMillicredits, availableMillicredits: credits.availableMillicredits }),
   });
 }
 

@@ -164,3 +164,55 @@ export function resolveOwnerSettings(key: string, hash: RawHash, kind: QuotaKind
   const provider = parseProvider(key, spec.providerField, hash[spec.providerField], spec.defaultProvider);
   return { provider, serviceType: spec.serviceType(provider), periodEndDay: parsePeriodEndDay(key, hash[PERIOD_END_DATE_FIELD]) };
 }
+
+/**
+ * Credit budgeting fields (SPEC section 6), Tollgate additions. Amounts are integers in
+ * millicredits (1 credit = 1000), so sums and comparisons stay exact; the field names say so.
+ */
+export const CREDIT_FIELDS = Object.freeze({
+  /** Org hash: the org's balance, decremented atomically by every budgeted admission. */
+  balance: 'credits_balance_millicredits',
+  /** Org hash: `true` (case-insensitively) turns budgeting on for the org's members. */
+  enabled: 'credits_enabled',
+  /** Org hash: the allocation a new member gets; missing means none (no limit). */
+  defaultLimit: 'credits_default_limit_millicredits',
+  /** User hash: the member's allocation; missing means no limit. */
+  allocation: 'credits_allocation_millicredits',
+  /** User hash: millicredits spent since the allocation was last set; a counter like the usage scores. */
+  spent: 'credits_spent_millicredits',
+});
+
+/** How budgeting applies to one org member at the time of reading, parsed from its hashes. */
+export interface CreditBudget {
+  readonly org: string;
+  readonly userKey: string;
+  readonly orgKey: string;
+  readonly enabled: boolean;
+  /** The member's allocation in millicredits, or `null` for no limit. */
+  readonly allocationMillicredits: number | null;
+  /** The config fields the budget relied on, for the decide script to re-check. */
+  readonly fingerprint: readonly FingerprintPart[];
+}
+
+/**
+ * The credit budget of a user, or `null` for a user outside any org (budgets belong to orgs).
+ * Only config fields are parsed here; the balance and spent counters move with every request
+ * and are read inside the decide script, where the check and the charge are one step.
+ */
+export function resolveCreditBudget(source: AccountSource): CreditBudget | null {
+  const { org, orgKey, orgHash, userKey, userHash } = source;
+  if (org === null || orgKey === null || orgHash === null) return null;
+  const rawAllocation = userHash[CREDIT_FIELDS.allocation];
+  return Object.freeze({
+    org,
+    userKey,
+    orgKey,
+    enabled: parseFlag(orgHash[CREDIT_FIELDS.enabled]),
+    allocationMillicredits:
+      rawAllocation === undefined || rawAllocation === '' ? null : parseCount(userKey, CREDIT_FIELDS.allocation, rawAllocation),
+    fingerprint: Object.freeze([
+      { key: userKey, fields: [[CREDIT_FIELDS.allocation, rawAllocation ?? null] as const] },
+      { key: orgKey, fields: [[CREDIT_FIELDS.enabled, orgHash[CREDIT_FIELDS.enabled] ?? null] as const] },
+    ]),
+  });
+}

@@ -16,6 +16,13 @@ export const ERROR_CODES = {
   contention: 'ERR_TOLLGATE_CONTENTION',
   redisUnavailable: 'ERR_TOLLGATE_REDIS_UNAVAILABLE',
   unexpectedReply: 'ERR_TOLLGATE_UNEXPECTED_REPLY',
+  invalidQuota: 'ERR_TOLLGATE_INVALID_QUOTA',
+  invalidCredits: 'ERR_TOLLGATE_INVALID_CREDITS',
+  invalidProvider: 'ERR_TOLLGATE_INVALID_PROVIDER',
+  invalidDate: 'ERR_TOLLGATE_INVALID_DATE',
+  invalidTimeFrame: 'ERR_TOLLGATE_INVALID_TIME_FRAME',
+  notInOrg: 'ERR_TOLLGATE_NOT_IN_ORG',
+  alreadyExists: 'ERR_TOLLGATE_ALREADY_EXISTS',
 } as const;
 
 /** A stable `ERR_TOLLGATE_*` code. */
@@ -52,6 +59,9 @@ export class InvalidConfigError extends TollgateError {
 
 /** The named user or org has no config hash. */
 export class NotFoundError extends TollgateError {}
+
+/** An admin change contradicts the current state: creating what exists, budgeting a user outside any org. */
+export class ConflictError extends TollgateError {}
 
 /** A settlement names a reservation that does not exist (never made, or expired) or does not match. */
 export class ReservationError extends TollgateError {}

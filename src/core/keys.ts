@@ -44,3 +44,16 @@ export function reservationKey(id: string): string {
 export function requestIdKey(user: string, requestId: string): string {
   return `tollgate:request:${user}:${requestId}`;
 }
+
+/**
+ * `tollgate:credits:user|org:<name>:<service_type>:<YYYYMM>`: credits spent, in millicredits,
+ * as a sorted set shaped like the usage keys (member = day "01".."31", score = millicredits).
+ */
+export function creditLedgerKey(owner: Owner, serviceType: string, yyyymm: string): string {
+  return `tollgate:credits:${owner.type}:${owner.name}:${serviceType}:${yyyymm}`;
+}
+
+/** Escapes `\` so a checked name (which never holds `*?[]`) matches itself literally in a SCAN pattern. */
+export function globLiteral(name: string): string {
+  return name.replace(/\\/g, '\\\\');
+}

@@ -4,7 +4,8 @@ import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { FingerprintPart } from '../core/config.js';
-import type { Increment, UsageRead } from '../core/accounting.js';
+import type { CreditPlan, Increment, UsageRead } from '../core/accounting.js';
+import { CREDIT_FIELDS } from '../core/config.js';
 import { UnexpectedReplyError } from '../core/errors.js';
 import type { RedisClient } from './connection.js';
 
@@ -70,15 +71,31 @@ export interface DecideInput {
   readonly signature: string;
   readonly reservationTtlMs: number;
   readonly requestIdTtlMs: number;
+  /** The credit check of an org member, or `null`/absent outside an org. */
+  readonly credits?: CreditPlan | null;
+}
+
+/** The credit side of a decision as the script measured it; `availableMillicredits` -1 when no budget applied. */
+export interface DecideCredits {
+  readonly denied: boolean;
+  readonly costMillicredits: number;
+  readonly availableMillicredits: number;
 }
 
 /** What the decide script answered. */
 export type DecideReply =
-  | { readonly status: 'decided'; readonly allowed: boolean; readonly used: number; readonly nowMs: number }
+  | {
+      readonly status: 'decided';
+      readonly allowed: boolean;
+      readonly used: number;
+      readonly nowMs: number;
+      readonly credits: DecideCredits;
+    }
   | { readonly status: 'replayed'; readonly used: number; readonly nowMs: number; readonly signature: string }
   | { readonly status: 'config_changed'; readonly nowMs: number }
   | { readonly status: 'day_changed'; readonly nowMs: number }
-  | { readonly status: 'wrong_type'; readonly key: string };
+  | { readonly status: 'wrong_type'; readonly key: string }
+  | { readonly status: 'bad_credits'; readonly key: string };
 
 function integerAt(reply: unknown[], index: number, script: string): number {
   const value = reply[index];
@@ -101,15 +118,18 @@ function arrayReply(reply: unknown, script: string): unknown[] {
 
 /** Runs lua/decide.lua. */
 export async function runDecide(client: RedisClient, input: DecideInput): Promise<DecideReply> {
+  const credits = input.credits ?? null;
+  const fingerprint = [...input.fingerprint, ...(credits?.fingerprint ?? [])];
   const keys = [
     input.reservationKey,
     input.requestIdKey ?? input.reservationKey,
-    ...input.fingerprint.map((part) => part.key),
+    ...fingerprint.map((part) => part.key),
     ...input.reads.map((read) => read.key),
     ...input.chargeKeys,
+    ...(credits?.keys ?? []),
   ];
   const args: Array<string | number> = [
-    input.fingerprint.length,
+    fingerprint.length,
     input.reads.length,
     input.chargeKeys.length,
     input.nowMs === null ? '' : input.nowMs,
@@ -124,8 +144,14 @@ export async function runDecide(client: RedisClient, input: DecideInput): Promis
     input.signature,
     input.reservationTtlMs,
     input.requestIdTtlMs,
+    credits === null ? 0 : credits.keys.length,
+    credits?.enabled ? '1' : '0',
+    credits?.allocationMillicredits ?? -1,
+    credits?.millicreditsPerUnit ?? 0,
+    CREDIT_FIELDS.balance,
+    CREDIT_FIELDS.spent,
   ];
-  for (const part of input.fingerprint) {
+  for (const part of fingerprint) {
     args.push(part.fields.length);
     for (const [field, value] of part.fields) args.push(field, value === null ? '!' : `=${value}`);
   }
@@ -140,6 +166,11 @@ export async function runDecide(client: RedisClient, input: DecideInput): Promis
         allowed: integerAt(reply, 1, 'decide') === 1,
         used: integerAt(reply, 2, 'decide'),
         nowMs: integerAt(reply, 3, 'decide'),
+        credits: {
+          denied: integerAt(reply, 5, 'decide') === 1,
+          costMillicredits: integerAt(reply, 6, 'decide'),
+          availableMillicredits: integerAt(reply, 7, 'decide'),
+        },
       };
     case 2:
       return {
@@ -154,6 +185,8 @@ export async function runDecide(client: RedisClient, input: DecideInput): Promis
       return { status: 'day_changed', nowMs: integerAt(reply, 3, 'decide') };
     case 5:
       return { status: 'wrong_type', key: stringAt(reply, 4, 'decide') };
+    case 6:
+      return { status: 'bad_credits', key: stringAt(reply, 4, 'decide') };
     default:
       throw new UnexpectedReplyError(`decide: unknown status ${status}`);
   }
@@ -166,15 +199,29 @@ export interface SettleInput {
   readonly day: string;
   readonly keepMs: number;
   readonly increments: readonly Increment[];
+  /** Units refunded as failed; their credits go back when the admission charged any. */
+  readonly failedUnits?: number;
+  /** User hash, org hash, user ledger, org ledger of an org member's reservation; `null`/absent otherwise. */
+  readonly creditKeys?: readonly [string, string, string, string] | null;
 }
 
 /** What the settle script answered. */
-export type SettleReply = 'settled' | 'already_settled' | 'unknown' | 'mismatch' | 'wrong_type';
+export type SettleReply = 'settled' | 'already_settled' | 'unknown' | 'mismatch' | 'wrong_type' | 'bad_credits';
 
 /** Runs lua/settle.lua. */
 export async function runSettle(client: RedisClient, input: SettleInput): Promise<SettleReply> {
-  const keys = [input.reservationKey, ...input.increments.map((inc) => inc.key)];
-  const args = [input.signature, input.day, input.keepMs, ...input.increments.map((inc) => inc.delta)];
+  const creditKeys = input.creditKeys ?? [];
+  const keys = [input.reservationKey, ...input.increments.map((inc) => inc.key), ...creditKeys];
+  const args = [
+    input.signature,
+    input.day,
+    input.keepMs,
+    creditKeys.length,
+    input.failedUnits ?? 0,
+    CREDIT_FIELDS.balance,
+    CREDIT_FIELDS.spent,
+    ...input.increments.map((inc) => inc.delta),
+  ];
   const reply = arrayReply(await commandOf(client, SCRIPTS.settle)(keys.length, ...keys, ...args), 'settle');
   const status = integerAt(reply, 0, 'settle');
   switch (status) {
@@ -188,6 +235,8 @@ export async function runSettle(client: RedisClient, input: SettleInput): Promis
       return 'mismatch';
     case 5:
       return 'wrong_type';
+    case 6:
+      return 'bad_credits';
     default:
       throw new UnexpectedReplyError(`settle: unknown status ${status}`);
   }
