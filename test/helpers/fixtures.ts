@@ -36,7 +36,7 @@ async function dumpKey(client: Redis, key: string): Promise<unknown> {
     case 'hash':
       return { type, value: await client.hgetall(key) };
     case 'zset':
-      return { type, value: await client.zrange(key, 0, -1, 'WITHSCORES') };
+      return { type, value: await client.zrange(key, 0, '-1', 'WITHSCORES') };
     case 'string':
       return { type, value: await client.get(key) };
     case 'set':
