@@ -1,6 +1,7 @@
 // Per-test names, config writers, keyspace snapshots and cleanup that touches only the test's own keys.
 import { randomBytes } from 'node:crypto';
 import type { Redis } from 'ioredis';
+import { afterEach } from 'vitest';
 
 /** A name no other test uses, safe as a key part. */
 export function uniqueName(prefix: string): string {
@@ -65,4 +66,18 @@ export async function cleanup(client: Redis, names: string[]): Promise<void> {
     const keys = await scanAll(client, `*${name}*`);
     if (keys.length > 0) await client.del(...keys);
   }
+}
+
+/**
+ * Returns a maker of unique names; after each test, every key mentioning one of the
+ * names made during it is deleted (and nothing else).
+ */
+export function useNames(client: () => Redis): (prefix: string) => string {
+  const names: string[] = [];
+  afterEach(async () => cleanup(client(), names.splice(0)));
+  return (prefix) => {
+    const value = uniqueName(prefix);
+    names.push(value);
+    return value;
+  };
 }

@@ -1,13 +1,12 @@
 // Connections: a Redis that is down or stalled gives a typed error within the timeout, never a hang; the server clock rules.
 import { Redis } from 'ioredis';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { ERROR_CODES, InvalidInputError, RedisUnavailableError, Tollgate } from '../../src/index.js';
-import { cleanup, uniqueName, writeUser } from '../helpers/fixtures.js';
+import { useNames, writeUser } from '../helpers/fixtures.js';
 import { freePort, useTestRedis } from '../helpers/redis.js';
 
 const redis = useTestRedis();
-const names: string[] = [];
-afterEach(async () => cleanup(redis.client(), names.splice(0)));
+const name = useNames(redis.client);
 
 describe('Redis unreachable', () => {
   it('rejects with ERR_TOLLGATE_REDIS_UNAVAILABLE when nothing listens', async () => {
@@ -23,8 +22,7 @@ describe('Redis unreachable', () => {
   });
 
   it('rejects instead of hanging when Redis stops answering', async () => {
-    const user = uniqueName('u');
-    names.push(user);
+    const user = name('u');
     await writeUser(redis.client(), user, { geocoding_quota: '10' });
     const connection = new Redis(redis.url());
     const gate = new Tollgate({ redis: connection, timeoutMs: 150 });
@@ -42,8 +40,7 @@ describe('Redis unreachable', () => {
 
 describe('one clock', () => {
   it("decides the day from the Redis server's clock by default", async () => {
-    const user = uniqueName('u');
-    names.push(user);
+    const user = name('u');
     await writeUser(redis.client(), user, { geocoding_quota: '10' });
     const [seconds] = await redis.client().time();
     const serverDay = new Date(Number(seconds) * 1000);
@@ -55,8 +52,7 @@ describe('one clock', () => {
   });
 
   it('lets tests inject a clock', async () => {
-    const user = uniqueName('u');
-    names.push(user);
+    const user = name('u');
     await writeUser(redis.client(), user, { geocoding_quota: '10' });
     const gate = new Tollgate({ redis: redis.client(), clock: () => Date.parse('2019-01-05T00:00:00Z') });
     expect((await gate.consume({ user, kind: 'geocoding' })).reservation).toMatchObject({ yyyymm: '201901', day: '05' });

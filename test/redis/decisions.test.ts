@@ -1,23 +1,15 @@
 // Decisions against a real Redis: every quota case, cycles over real keys, org pooling, outcomes.
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { Tollgate } from '../../src/index.js';
-import { cleanup, uniqueName, writeOrg, writeUser } from '../helpers/fixtures.js';
+import { useNames, writeOrg, writeUser } from '../helpers/fixtures.js';
 import { useTestRedis } from '../helpers/redis.js';
 
 const redis = useTestRedis();
 const NOW = Date.parse('2017-03-20T12:00:00Z');
-const names: string[] = [];
-const name = (prefix: string): string => {
-  const value = uniqueName(prefix);
-  names.push(value);
-  return value;
-};
+const name = useNames(redis.client);
 const tollgateAt = (nowMs = NOW): Tollgate => new Tollgate({ redis: redis.client(), clock: () => nowMs });
 const score = async (key: string, member: string): Promise<number> => Number((await redis.client().zscore(key, member)) ?? 0);
 
-afterEach(async () => {
-  await cleanup(redis.client(), names.splice(0));
-});
 
 describe('the decision: soft OR (quota > 0 AND used + cost <= quota)', () => {
   it.each([

@@ -1,23 +1,17 @@
 // Exactly once: idempotent retries, settling once, crashes between admit and settle, SCRIPT FLUSH.
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { ERROR_CODES, ReservationError, Tollgate } from '../../src/index.js';
-import { cleanup, snapshot, uniqueName, writeUser } from '../helpers/fixtures.js';
+import { snapshot, useNames, writeUser } from '../helpers/fixtures.js';
 import { useTestRedis } from '../helpers/redis.js';
 
 const redis = useTestRedis();
 const NOW = Date.parse('2026-11-22T12:00:00Z');
-const names: string[] = [];
-const name = (prefix: string): string => {
-  const value = uniqueName(prefix);
-  names.push(value);
-  return value;
-};
+const name = useNames(redis.client);
 const tollgate = (options: { requestIdTtlMs?: number; reservationTtlMs?: number } = {}): Tollgate =>
   new Tollgate({ redis: redis.client(), clock: () => NOW, ...options });
 const counted = async (user: string, metric = 'success_responses'): Promise<number> =>
   Number((await redis.client().zscore(`user:${user}:geocoder_here:${metric}:202611`, '22')) ?? 0);
 
-afterEach(async () => cleanup(redis.client(), names.splice(0)));
 
 describe('request ids', () => {
   it('a retried consume with the same id counts once and returns the same reservation', async () => {

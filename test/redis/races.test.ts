@@ -1,19 +1,14 @@
 // Races: many concurrent consumes from several connections never pass a hard quota and count exactly.
 import { Redis } from 'ioredis';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Tollgate, type Admission } from '../../src/index.js';
-import { cleanup, uniqueName, writeOrg, writeUser } from '../helpers/fixtures.js';
+import { useNames, writeOrg, writeUser } from '../helpers/fixtures.js';
 import { useTestRedis } from '../helpers/redis.js';
 
 const redis = useTestRedis();
 const NOW = Date.parse('2026-11-22T12:00:00Z');
 const SERVERS = 4; // independent connections, as several app servers would have
-const names: string[] = [];
-const name = (prefix: string): string => {
-  const value = uniqueName(prefix);
-  names.push(value);
-  return value;
-};
+const name = useNames(redis.client);
 
 let connections: Redis[] = [];
 let servers: Tollgate[] = [];
@@ -22,7 +17,6 @@ beforeAll(() => {
   servers = connections.map((connection) => new Tollgate({ redis: connection, clock: () => NOW, timeoutMs: 30_000 }));
 });
 afterAll(() => connections.forEach((connection) => connection.disconnect()));
-afterEach(async () => cleanup(redis.client(), names.splice(0)));
 
 const score = async (key: string): Promise<number> => Number((await redis.client().zscore(key, '22')) ?? 0);
 const race = (count: number, consume: (server: Tollgate, index: number) => Promise<Admission>): Promise<Admission[]> =>
