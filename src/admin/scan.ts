@@ -1,0 +1,70 @@
+// Walks the keyspace with SCAN (never KEYS) in bounded batches, on every primary of a cluster.
+import { Cluster, type Redis } from 'ioredis';
+import { ORGANIZATION_FIELD } from '../core/config.js';
+import { userConfigKey, globLiteral } from '../core/keys.js';
+import { nameProblem } from '../core/names.js';
+import { toTollgateError, type RedisClient } from '../redis/connection.js';
+
+/** Keys per SCAN step: large enough for few round trips, small enough to keep a batch in memory. */
+export const SCAN_COUNT = 1000;
+
+/** One SCAN batch and the node it came from, so follow-up reads can be pipelined on that node. */
+export interface ScanBatch {
+  readonly node: Redis;
+  readonly keys: readonly string[];
+}
+
+/** The single-node clients to scan: the client itself, or every primary of a cluster. */
+function nodesOf(client: RedisClient): Redis[] {
+  return client instanceof Cluster ? client.nodes('master') : [client];
+}
+
+/** Yields the keys matching `pattern`, one SCAN batch at a time; memory stays at one batch. */
+export async function* scanBatches(client: RedisClient, pattern: string): AsyncGenerator<ScanBatch> {
+  for (const node of nodesOf(client)) {
+    let cursor = '0';
+    do {
+      let reply: [string, string[]];
+      try {
+        reply = await node.scan(cursor, 'MATCH', pattern, 'COUNT', SCAN_COUNT);
+      } catch (error) {
+        throw toTollgateError(error);
+      }
+      const [next, keys] = reply;
+      cursor = next;
+      if (keys.length > 0) yield { node, keys };
+    } while (cursor !== '0');
+  }
+}
+
+/** Unwraps pipeline results, rethrowing the first error as a typed one. */
+export function pipelineValues(results: Array<[Error | null, unknown]> | null): unknown[] {
+  return (results ?? []).map(([error, value]) => {
+    if (error !== null) throw toTollgateError(error);
+    return value;
+  });
+}
+
+const USER_PREFIX = userConfigKey('');
+
+/**
+ * The members of an org: every `rails:users:<name>` whose `organization` field names it.
+ * The field is the source of truth (other tools may write it), so this walks all user hashes.
+ */
+export async function* orgMembers(client: RedisClient, org: string): AsyncGenerator<string> {
+  for await (const batch of scanBatches(client, `${globLiteral(USER_PREFIX)}*`)) {
+    const pipeline = batch.node.pipeline();
+    for (const key of batch.keys) pipeline.hget(key, ORGANIZATION_FIELD);
+    let values: unknown[];
+    try {
+      values = pipelineValues(await pipeline.exec());
+    } catch {
+      // A key of another type under rails:users: is not a user; read them one by one to skip it.
+      values = await Promise.all(batch.keys.map((key) => batch.node.hget(key, ORGANIZATION_FIELD).catch(() => null)));
+    }
+    for (const [index, key] of batch.keys.entries()) {
+      const name = key.slice(USER_PREFIX.length);
+      if (values[index] === org && nameProblem(name) === null) yield name;
+    }
+  }
+}
