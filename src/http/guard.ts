@@ -98,7 +98,7 @@ type ParsedOptions = z.output<typeof optionsSchema>;
 export interface QuotaGuard extends RequestHandler {
   /** The parsed, frozen options. */
   readonly options: Readonly<ParsedOptions>;
-  /** Resolves when every response that has ended so far is settled (or journaled). */
+  /** Resolves when every admitted request has ended and been settled (or journaled). */
   drain(): Promise<void>;
   /** Writes what the journal holds now; resolves with what was written and what remains. */
   flush(): Promise<FlushResult>;
@@ -201,11 +201,25 @@ export function quotaGuard(options: QuotaGuardOptions): QuotaGuard {
   const known = new Map<string, KnownQuota>();
   const pending = new Set<Promise<void>>();
 
-  const track = (work: Promise<void>): void => {
-    const tracked = work.catch((error: unknown) => log(`tollgate: settlement failed: ${String(error)}`)).finally(() => {
-      pending.delete(tracked);
+  /**
+   * Runs `work` when the response ends and counts the request as open until then, so
+   * drain() also waits for admitted requests whose handler is still running.
+   */
+  const whenEnded = (res: Response, work: (completed: boolean) => Promise<void> | void): void => {
+    let release = (): void => undefined;
+    const open = new Promise<void>((resolve) => {
+      release = resolve;
     });
-    pending.add(tracked);
+    pending.add(open);
+    onEnd(res, (completed) => {
+      Promise.resolve()
+        .then(() => work(completed))
+        .catch((error: unknown) => log(`tollgate: settlement failed: ${describeCause(error)}`))
+        .finally(() => {
+          pending.delete(open);
+          release();
+        });
+    });
   };
 
   const remember = (decision: Decision): void => {
@@ -225,21 +239,16 @@ export function quotaGuard(options: QuotaGuardOptions): QuotaGuard {
   };
 
   const settleLater = (res: Response, reservation: Reservation): void => {
-    onEnd(res, (completed) => {
+    whenEnded(res, async (completed) => {
       const { outcome, invalidSplit } = outcomeOf(res, reservation.cost, completed);
       if (invalidSplit) log(`tollgate: res.locals.tollgate.outcome does not add up to the cost ${reservation.cost}; settled as a whole`);
-      track(
-        tollgate.settle(reservation, outcome).then(
-          () => undefined,
-          (error: unknown) => {
-            const typed = toTollgateError(error);
-            if (!(typed instanceof RedisUnavailableError)) throw typed;
-            if (!journal.addSettle(reservation, outcome)) {
-              log('tollgate: journal full, a settlement was dropped: its units stay charged');
-            }
-          },
-        ),
-      );
+      try {
+        await tollgate.settle(reservation, outcome);
+      } catch (error) {
+        const typed = toTollgateError(error);
+        if (!(typed instanceof RedisUnavailableError)) throw typed;
+        if (!journal.addSettle(reservation, outcome)) log('tollgate: journal full, a settlement was dropped: its units stay charged');
+      }
     });
   };
 
@@ -275,7 +284,7 @@ export function quotaGuard(options: QuotaGuardOptions): QuotaGuard {
   };
 
   const completeLater = (res: Response, entry: UsageEntry): void => {
-    onEnd(res, (completed) => {
+    whenEnded(res, (completed) => {
       const { outcome } = outcomeOf(res, entry.cost, completed);
       journal.completeUsage(entry, outcome);
     });
