@@ -3,6 +3,7 @@ import { once } from 'node:events';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { isQuotaKind, type QuotaKind } from '../core/quota-kinds.js';
+import { connectForFailOpen } from '../redis/fail-open-support.js';
 import { Tollgate } from '../tollgate.js';
 import { createDemoApp, type DemoApp } from './app.js';
 import { DEMO_QUOTAS, resolveRedis, seedDemo, type DemoRedis, type SeededUser } from './bootstrap.js';
@@ -86,8 +87,14 @@ export async function startDemo(options: DemoServiceOptions): Promise<DemoServic
     log: options.log,
     ...(options.defaultRedisUrl === undefined ? {} : { defaultUrl: options.defaultRedisUrl }),
   });
-  const tollgate = new Tollgate({ redis: redis.url });
   let server: Server | undefined;
+  // A client that never queues commands: needed for fail-open, harmless otherwise (503 at once while Redis is away).
+  const client = await connectForFailOpen(redis.url, 1000).catch(async (error: unknown) => {
+    await redis.stop();
+    throw error;
+  });
+  client.on('error', () => undefined); // reconnects in the background; requests answer 503 meanwhile
+  const tollgate = new Tollgate({ redis: client });
   try {
     const accounts = await seedDemo(tollgate.redis);
     const demo = createDemoApp({
@@ -113,7 +120,7 @@ export async function startDemo(options: DemoServiceOptions): Promise<DemoServic
         await new Promise<void>((resolve) => listening.close(() => resolve()));
         clearTimeout(grace);
         await demo.close();
-        await tollgate.close();
+        await client.quit().catch(() => client.disconnect());
         await redis.stop();
       })();
       return stopping;
@@ -121,7 +128,7 @@ export async function startDemo(options: DemoServiceOptions): Promise<DemoServic
     return { url, redis, demo, tollgate, accounts, shutdown };
   } catch (error) {
     server?.close();
-    await tollgate.close();
+    client.disconnect();
     await redis.stop();
     throw error;
   }

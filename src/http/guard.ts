@@ -7,6 +7,7 @@ import { dayMember, utcDay, yyyymm } from '../core/cycle.js';
 import { ERROR_CODES, InvalidInputError, RedisUnavailableError, TollgateError } from '../core/errors.js';
 import { QUOTA_KINDS, type QuotaKind } from '../core/quota-kinds.js';
 import { toTollgateError } from '../redis/connection.js';
+import { neverSent, supportsFailOpen } from '../redis/fail-open-support.js';
 import { Tollgate, type Admission } from '../tollgate.js';
 import { Authenticator, type Identity, type IdentifyFunction } from './identity.js';
 import { LocalJournal, type FlushResult, type JournalStats, type UsageEntry } from './journal.js';
@@ -61,6 +62,7 @@ export interface QuotaGuardOptions {
   /**
    * Keep serving while Redis is down: callers verified recently are admitted against their
    * last known quota, and what they consume is journaled and written back later. Default false (503).
+   * Needs a Tollgate built on a client from `connectForFailOpen` (checked at construction).
    */
   readonly failOpen?: boolean;
   /** Entries the local journal holds at most. Default 10 000. */
@@ -122,6 +124,14 @@ function parseOptions(options: QuotaGuardOptions): Readonly<ParsedOptions> {
   if (!parsed.success) {
     const detail = parsed.error.issues.map((issue) => `${issue.path.join('.') || 'options'}: ${issue.message}`);
     throw new InvalidInputError(ERROR_CODES.invalidOptions, `invalid quotaGuard options: ${detail.join('; ')}`);
+  }
+  if (parsed.data.failOpen && !supportsFailOpen(parsed.data.tollgate.redis)) {
+    throw new InvalidInputError(
+      ERROR_CODES.invalidOptions,
+      'invalid quotaGuard options: failOpen needs a Tollgate whose ioredis client has enableOfflineQueue: false and ' +
+        'autoResendUnfulfilledCommands: false (see connectForFailOpen); otherwise a command that timed out could still ' +
+        'run when Redis returns and be counted twice',
+    );
   }
   return Object.freeze(parsed.data);
 }
@@ -318,7 +328,8 @@ export function quotaGuard(options: QuotaGuardOptions): QuotaGuard {
         admission = await tollgate.consume({ user: identity.user, kind: config.kind, cost });
       } catch (error) {
         const typed = toTollgateError(error);
-        if (config.failOpen && typed instanceof RedisUnavailableError) {
+        // Only a command refused before it was sent is certain never to be counted by Redis too.
+        if (config.failOpen && typed instanceof RedisUnavailableError && neverSent(typed)) {
           admitFailOpen(res, identity, cost, typed);
           next();
           return;

@@ -27,3 +27,4 @@ export {
 } from './problems.js';
 export { rateLimitHeaderValues, type QuotaView } from './rate-limit-headers.js';
 export { usageIncrements, type FlushResult, type JournalStats } from './journal.js';
+export { FAIL_OPEN_CLIENT_OPTIONS, connectForFailOpen, supportsFailOpen } from '../redis/fail-open-support.js';
