@@ -7,8 +7,8 @@ import { connectForFailOpen } from '../redis/fail-open-support.js';
 import { Tollgate } from '../tollgate.js';
 import { createDemoApp, type DemoApp } from './app.js';
 import { DEMO_QUOTAS, resolveRedis, seedDemo, type DemoRedis, type SeededUser } from './bootstrap.js';
-import { CitiesGazetteer } from './gazetteer.js';
-import { StraightLineIsolines } from './isolines.js';
+import { CitiesGazetteer, type GeocodingProvider } from './gazetteer.js';
+import { StraightLineIsolines, type IsolinesProvider } from './isolines.js';
 
 /** Settings of {@link startDemo}; `main.ts` reads them from the environment. */
 export interface DemoServiceOptions {
@@ -19,6 +19,10 @@ export interface DemoServiceOptions {
   /** The URL tried when `redisUrl` is absent; tests point it at a dead port. */
   readonly defaultRedisUrl?: string;
   readonly failOpen?: readonly QuotaKind[];
+  /** Replaces the gazetteer (default: {@link CitiesGazetteer}). */
+  readonly geocoder?: GeocodingProvider;
+  /** Replaces the isolines provider (default: {@link StraightLineIsolines}). */
+  readonly isolines?: IsolinesProvider;
   /** How long shutdown waits for in-flight requests before cutting connections. Default 10 s. */
   readonly shutdownGraceMs?: number;
   readonly log: (message: string) => void;
@@ -99,8 +103,8 @@ export async function startDemo(options: DemoServiceOptions): Promise<DemoServic
     const accounts = await seedDemo(tollgate.redis);
     const demo = createDemoApp({
       tollgate,
-      geocoder: CitiesGazetteer.load(),
-      isolines: new StraightLineIsolines(),
+      geocoder: options.geocoder ?? CitiesGazetteer.load(),
+      isolines: options.isolines ?? new StraightLineIsolines(),
       failOpen: options.failOpen ?? [],
       log: options.log,
     });
