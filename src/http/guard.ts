@@ -269,8 +269,8 @@ export function quotaGuard(options: QuotaGuardOptions): QuotaGuard {
     if (last === undefined || nowMs - last.learnedAtMs > config.failOpenTtlMs || nowMs >= last.resetsAt.getTime()) {
       throw redisDown(cause);
     }
-    setRateLimitHeaders(res, policy, last, nowMs);
     if (!last.softLimit && (last.quota === 0 || last.used + cost > last.quota)) {
+      setRateLimitHeaders(res, policy, last, nowMs);
       throw exceeded(last.quota, last.used, last.serviceType, cost, last.resetsAt, nowMs);
     }
     const today = utcDay(nowMs);

@@ -1,8 +1,7 @@
 // The quota guard over real HTTP: identity, admission, settlement by response status, 429/401/503 problems, headers.
-import { createHash } from 'node:crypto';
 import express, { type ErrorRequestHandler, type Express } from 'express';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { Tollgate } from '../../src/index.js';
+import { Tollgate, apiKeyDigest } from '../../src/index.js';
 import { badRequest, markEmpty, markOutcome, quotaGuard, type QuotaGuard, type QuotaGuardOptions } from '../../src/http/index.js';
 import { snapshot, useNames, writeOrg, writeUser } from '../helpers/fixtures.js';
 import { freePort } from '../helpers/redis-server.js';
@@ -114,11 +113,11 @@ describe('admission and settlement', () => {
     expect(await metrics(id)).toMatchObject({ success_responses: 1, total_requests: 1, empty_responses: 0, failed_responses: 0, used: 1 });
   });
 
-  it('accepts the key as Authorization: Bearer, and a key stored only as api_key_sha256', async () => {
+  it('accepts the key as Authorization: Bearer, and a key stored only as api_key_sha256 (as the CLI writes it)', async () => {
     const { url, guard } = await setup();
     const id = name('u');
     const key = `secret-${id}`;
-    const digest = createHash('sha256').update(key).digest('hex');
+    const digest = apiKeyDigest(key);
     await writeUser(redis.client(), id, { geocoding_quota: '5', api_key_sha256: digest });
     const viaBearer = await call(thing(url, id, ''), { headers: { Authorization: `Bearer ${key}` } });
     const viaQuery = await call(thing(url, id, `api_key=${key}`));
