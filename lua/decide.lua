@@ -29,7 +29,7 @@
     [1]  nConfig           1 or 2, plus 2 for an org member (its credit fields)
     [2]  nRead             number of usage keys to sum
     [3]  nCharge           number of usage keys to charge
-    [4]  nowMs             epoch milliseconds, or "" to use the server clock (TIME)
+    [4]  nowMs             epoch milliseconds of an injected clock, or "" to use the server clock (TIME)
     [5]  dayStartMs        the UTC day the keys were planned for: [dayStartMs, dayEndMs)
     [6]  dayEndMs
     [7]  day               today's member, two digits "01".."31"
@@ -47,6 +47,7 @@
     [19] perUnit           millicredits one unit of this kind costs
     [20] balanceField      org hash field holding the balance (millicredits)
     [21] spentField        user hash field holding the spent counter (millicredits)
+    [22] deadlineMs        server-clock epoch ms after which the caller has given up, or "" for none
     then, per config key:  nFields, then nFields pairs of field and "=" .. value, or "!" if missing
     then, per read key:    fromDay, toDay (inclusive)
 
@@ -62,7 +63,13 @@
     status 5 WRONG_TYPE      a key holds the wrong Redis type; signature = that key. Nothing written.
     status 6 BAD_CREDITS     the balance or spent counter is not an integer in [0, 10^15]; signature =
                              the hash holding it. Nothing written.
-  Statuses 3 to 6 return only the first five elements.
+    status 7 EXPIRED         the server clock is past deadlineMs: the caller was already told Redis
+                             did not answer, so nothing may be charged. Nothing written.
+  Statuses 3 to 7 return only the first five elements.
+
+  Exactly once, even when a client re-sends a command whose reply was lost (ioredis does on
+  reconnect): the reservation id is chosen by the caller and is KEYS[1], so a copy of an
+  admission that already ran finds its own reservation and answers REPLAYED.
 ]]
 
 local reservationKey = KEYS[1]
@@ -88,16 +95,25 @@ local allocation = tonumber(ARGV[18])
 local perUnit = tonumber(ARGV[19])
 local balanceField = ARGV[20]
 local spentField = ARGV[21]
+local deadlineMs = tonumber(ARGV[22])
 
-local nowMs = tonumber(ARGV[4])
-if nowMs == nil then
-  local time = redis.call('TIME')
-  nowMs = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
-end
+local time = redis.call('TIME')
+local serverNowMs = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+local nowMs = tonumber(ARGV[4]) or serverNowMs
 
 local function hasType(key, expected)
   local actual = redis.call('TYPE', key)['ok']
   return actual == expected or actual == 'none'
+end
+
+if consume then
+  if not hasType(reservationKey, 'hash') then return { 5, 0, 0, nowMs, reservationKey } end
+  local mine = redis.call('HMGET', reservationKey, 'signature', 'used')
+  if mine[1] then return { 2, 1, tonumber(mine[2]) or 0, nowMs, mine[1], 0, 0, -1 } end
+end
+
+if deadlineMs and serverNowMs > deadlineMs then
+  return { 7, 0, 0, nowMs, '' }
 end
 
 if nowMs < dayStartMs or nowMs >= dayEndMs then
@@ -105,7 +121,7 @@ if nowMs < dayStartMs or nowMs >= dayEndMs then
 end
 
 -- Config: every hash must still exist and every fingerprinted field must be as planned.
-local argIndex = 22
+local argIndex = 23
 for i = 1, nConfig do
   local configKey = KEYS[2 + i]
   if not hasType(configKey, 'hash') then return { 5, 0, 0, nowMs, configKey } end
@@ -199,7 +215,7 @@ for i = 1, nCharge do
   redis.call('ZINCRBY', KEYS[firstCharge + i], cost, day)
 end
 used = used + cost
-redis.call('HSET', reservationKey, 'signature', signature, 'state', 'pending')
+redis.call('HSET', reservationKey, 'signature', signature, 'state', 'pending', 'used', used)
 if charged then
   -- '%d' keeps large integers out of exponent notation, which HINCRBY would refuse mid-script.
   redis.call('HINCRBY', orgCredits, balanceField, string.format('%d', -creditCost))

@@ -19,7 +19,14 @@ import {
 } from './core/accounting.js';
 import { CREDIT_FIELDS, resolveAccount, resolveCreditBudget, resolveOwnerSettings, type Account } from './core/config.js';
 import { billingCycle, utcDay } from './core/cycle.js';
-import { ContentionError, ERROR_CODES, InvalidConfigError, InvalidInputError, ReservationError } from './core/errors.js';
+import {
+  ContentionError,
+  ERROR_CODES,
+  InvalidConfigError,
+  InvalidInputError,
+  RedisUnavailableError,
+  ReservationError,
+} from './core/errors.js';
 import { orgConfigKey, requestIdKey, reservationKey, usageKey, userConfigKey, type Owner } from './core/keys.js';
 import { assertName } from './core/names.js';
 import { METRICS, quotaKindSpec, type Metric, type QuotaKind } from './core/quota-kinds.js';
@@ -367,8 +374,13 @@ export class Tollgate {
     mode: 'check' | 'consume',
     requestId: string | null,
   ): Promise<{ decision: Decision; account: Account; reservation: Reservation | null; replayed: boolean }> {
+    const startedMs = performance.now();
     for (let attempt = 1; attempt <= this.#options.maxAttempts; attempt += 1) {
       const snapshot = await readAccount(this.#client, user);
+      // What is left of the caller's time budget. `bounded` has already rejected the caller
+      // once it is spent, but this function runs on: it must not charge after that.
+      const budgetMs = this.#options.timeoutMs - (performance.now() - startedMs);
+      if (budgetMs <= 0) throw new RedisUnavailableError(`Redis did not answer within ${this.#options.timeoutMs} ms`);
       const account = resolveAccount(snapshot.source, kind);
       const injectedNowMs = this.#options.clock?.() ?? null;
       const plan = planDecision(account, injectedNowMs ?? snapshot.serverNowMs);
@@ -406,6 +418,9 @@ export class Tollgate {
         reservationTtlMs: this.#options.reservationTtlMs,
         requestIdTtlMs: this.#options.requestIdTtlMs,
         credits,
+        // TIME was read after the budget started, so this is never later than the moment the
+        // caller gives up, on the server's clock.
+        deadlineMs: Math.floor(snapshot.serverNowMs + budgetMs),
       });
       switch (reply.status) {
         case 'config_changed':
@@ -413,6 +428,8 @@ export class Tollgate {
           continue;
         case 'wrong_type':
           throw new InvalidConfigError(reply.key, '', 'holds the wrong Redis type; nothing was written');
+        case 'expired':
+          throw new RedisUnavailableError(`Redis answered after ${this.#options.timeoutMs} ms; nothing was counted`);
         case 'bad_credits':
           throw new InvalidConfigError(
             reply.key,

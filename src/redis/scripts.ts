@@ -71,6 +71,11 @@ export interface DecideInput {
   readonly signature: string;
   readonly reservationTtlMs: number;
   readonly requestIdTtlMs: number;
+  /**
+   * Server-clock epoch ms after which the caller has given up waiting; the script then writes
+   * nothing, so a command that reaches Redis late (queued offline, re-sent) never charges.
+   */
+  readonly deadlineMs: number | null;
   /** The credit check of an org member, or `null`/absent outside an org. */
   readonly credits?: CreditPlan | null;
 }
@@ -95,7 +100,8 @@ export type DecideReply =
   | { readonly status: 'config_changed'; readonly nowMs: number }
   | { readonly status: 'day_changed'; readonly nowMs: number }
   | { readonly status: 'wrong_type'; readonly key: string }
-  | { readonly status: 'bad_credits'; readonly key: string };
+  | { readonly status: 'bad_credits'; readonly key: string }
+  | { readonly status: 'expired' };
 
 function integerAt(reply: unknown[], index: number, script: string): number {
   const value = reply[index];
@@ -150,6 +156,7 @@ export async function runDecide(client: RedisClient, input: DecideInput): Promis
     credits?.millicreditsPerUnit ?? 0,
     CREDIT_FIELDS.balance,
     CREDIT_FIELDS.spent,
+    input.deadlineMs === null ? '' : input.deadlineMs,
   ];
   for (const part of fingerprint) {
     args.push(part.fields.length);
@@ -187,6 +194,8 @@ export async function runDecide(client: RedisClient, input: DecideInput): Promis
       return { status: 'wrong_type', key: stringAt(reply, 4, 'decide') };
     case 6:
       return { status: 'bad_credits', key: stringAt(reply, 4, 'decide') };
+    case 7:
+      return { status: 'expired' };
     default:
       throw new UnexpectedReplyError(`decide: unknown status ${status}`);
   }

@@ -33,8 +33,15 @@ describe('Redis unreachable', () => {
       expect((error as Error).message).toContain('150 ms');
     } finally {
       await redis.client().call('CLIENT', 'UNPAUSE');
-      connection.disconnect();
     }
+    // The stalled commands run once Redis answers again; the caller was told "unavailable",
+    // so none of them may charge anything.
+    await connection.ping();
+    await connection.ping();
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    await connection.ping();
+    expect(await redis.client().keys(`user:${user}:*`)).toEqual([]);
+    connection.disconnect();
   });
 });
 
