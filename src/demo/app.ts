@@ -5,6 +5,7 @@ import { ERROR_CODES, InvalidInputError, TollgateError } from '../core/errors.js
 import { QUOTA_KINDS, quotaKindSpec, type QuotaKind } from '../core/quota-kinds.js';
 import { bounded } from '../redis/connection.js';
 import { Tollgate, type QuotaInfo } from '../tollgate.js';
+import { createAdminRouter } from '../admin/router.js';
 import { apiKeyAuth } from '../http/api-key-auth.js';
 import { markEmpty, markOutcome, quotaGuard, tollgateLocals, type QuotaGuard } from '../http/guard.js';
 import {
@@ -33,6 +34,8 @@ export interface DemoAppOptions {
   readonly flushIntervalMs?: number;
   /** Operational warnings. Default `console.warn`. */
   readonly log?: (message: string) => void;
+  /** When set, the admin API (docs/admin.md) is mounted at `/admin` behind this bearer token. */
+  readonly adminToken?: string;
 }
 
 const optionsSchema = z.strictObject({
@@ -43,6 +46,7 @@ const optionsSchema = z.strictObject({
   failOpen: z.array(z.enum(QUOTA_KINDS as [QuotaKind, ...QuotaKind[]])).optional(),
   flushIntervalMs: z.number().int().min(10).max(60_000).optional(),
   log: z.custom<(message: string) => void>((value) => typeof value === 'function', 'must be a function').optional(),
+  adminToken: z.string().min(16, 'must be at least 16 characters').optional(),
 });
 
 /** The app and the hooks its owner needs for health and shutdown. */
@@ -203,6 +207,8 @@ export function createDemoApp(options: DemoAppOptions): DemoApp {
     body.routing_provider = byKind.routing;
     res.json(body);
   });
+
+  if (config.adminToken !== undefined) app.use('/admin', createAdminRouter({ tollgate, token: config.adminToken }));
 
   app.use((_req, res) => {
     sendProblem(res, new HttpProblem({

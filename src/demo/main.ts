@@ -13,6 +13,7 @@ try {
     host: process.env.HOST ?? '127.0.0.1',
     redisUrl: process.env.REDIS_URL,
     failOpen: parseFailOpen(process.env.TOLLGATE_FAIL_OPEN),
+    adminToken: process.env.TOLLGATE_ADMIN_TOKEN,
     log: (message) => console.log(message),
   });
   const stop = (signal: NodeJS.Signals): void => {

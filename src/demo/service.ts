@@ -19,6 +19,8 @@ export interface DemoServiceOptions {
   /** The URL tried when `redisUrl` is absent; tests point it at a dead port. */
   readonly defaultRedisUrl?: string;
   readonly failOpen?: readonly QuotaKind[];
+  /** Mounts the admin API at /admin behind this bearer token (TOLLGATE_ADMIN_TOKEN); none when absent. */
+  readonly adminToken?: string | undefined;
   /** Replaces the gazetteer (default: {@link CitiesGazetteer}). */
   readonly geocoder?: GeocodingProvider;
   /** Replaces the isolines provider (default: {@link StraightLineIsolines}). */
@@ -107,6 +109,7 @@ export async function startDemo(options: DemoServiceOptions): Promise<DemoServic
       isolines: options.isolines ?? new StraightLineIsolines(),
       failOpen: options.failOpen ?? [],
       log: options.log,
+      ...(options.adminToken ? { adminToken: options.adminToken } : {}),
     });
     server = demo.app.listen(options.port, options.host);
     await once(server, 'listening');
@@ -114,6 +117,9 @@ export async function startDemo(options: DemoServiceOptions): Promise<DemoServic
     const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
     const url = `http://${host}:${address.port}`;
     options.log(banner(url, accounts));
+    if (options.adminToken) {
+      options.log(`Admin API: ${url}/admin (Authorization: Bearer $TOLLGATE_ADMIN_TOKEN), see docs/admin.md`);
+    }
     const listening = server;
     let stopping: Promise<void> | undefined;
     const shutdown = (): Promise<void> => {
