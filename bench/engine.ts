@@ -1,7 +1,7 @@
 // Engine benchmark: Tollgate consume (+settle) against CARTO-style non-atomic check-then-count, in one run, on a private Redis.
 import { Redis } from 'ioredis';
 import { Tollgate } from '../src/index.js';
-import { startRedisServer } from '../test/helpers/redis-server.js';
+import { startPrivateRedis } from '../src/redis/private-server.js';
 
 const DURATION_MS = Number(process.env.BENCH_DURATION_MS ?? 3000);
 const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 50);
@@ -37,7 +37,7 @@ async function measure(name: string, op: (i: number) => Promise<unknown>): Promi
 }
 
 async function main(): Promise<void> {
-  const server = await startRedisServer();
+  const server = await startPrivateRedis();
   const client = new Redis(server.url);
   try {
     const month = new Date().toISOString().slice(0, 7).replace('-', '');

@@ -1,50 +1,14 @@
 // Benchmark: a 30-day CSV usage report over 100,000 users, streamed from a private redis-server; prints time and peak memory.
-import { spawn } from 'node:child_process';
-import { createServer } from 'node:net';
 import { Writable } from 'node:stream';
 import { Redis } from 'ioredis';
 import { Tollgate } from '../src/index.js';
 import { planReport, reportRows, writeReport } from '../src/admin/reports.js';
+import { startPrivateRedis } from '../src/redis/private-server.js';
 
 const USERS = Number(process.env.BENCH_USERS ?? 100_000);
 const SEED_BATCH = 2_000;
 // "Today" for the report: a 30-day frame from 2026-01-12 to 2026-02-10 spans two month keys.
 const NOW_MS = Date.UTC(2026, 1, 10, 12);
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      const port = typeof address === 'object' && address !== null ? address.port : 0;
-      server.close(() => resolve(port));
-    });
-  });
-}
-
-async function startRedis(): Promise<{ url: string; stop: () => void }> {
-  const port = await freePort();
-  const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], {
-    stdio: 'ignore',
-  });
-  const url = `redis://127.0.0.1:${port}`;
-  for (let attempt = 0; attempt < 100; attempt += 1) {
-    const probe = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
-    probe.on('error', () => {}); // refused while redis-server starts: expected, retried below
-    try {
-      await probe.connect();
-      await probe.ping();
-      probe.disconnect();
-      return { url, stop: () => child.kill('SIGTERM') };
-    } catch {
-      probe.disconnect();
-      await new Promise((resolve) => setTimeout(resolve, 100));
-    }
-  }
-  child.kill('SIGKILL');
-  throw new Error('redis-server did not start');
-}
 
 /** Per user: a config hash, and success/total counters on 5 days of each of two months; 1 in 10 has a credit ledger. */
 async function seed(client: Redis): Promise<void> {
@@ -75,7 +39,7 @@ class CountingSink extends Writable {
 const mb = (bytes: number): string => `${(bytes / 1024 / 1024).toFixed(1)} MB`;
 
 async function main(): Promise<void> {
-  const redis = await startRedis();
+  const redis = await startPrivateRedis();
   const client = new Redis(redis.url);
   try {
     const seedStart = performance.now();
@@ -108,7 +72,7 @@ async function main(): Promise<void> {
     console.log(`process maxRSS over the whole run (seeding included) ${mb(process.resourceUsage().maxRSS * 1024)}`);
   } finally {
     client.disconnect();
-    redis.stop();
+    await redis.stop();
   }
 }
 

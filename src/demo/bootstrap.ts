@@ -1,12 +1,10 @@
 // First run on a fresh machine: find a Redis (or start a private one) and seed the demo accounts when absent.
-import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { accessSync, constants } from 'node:fs';
-import { createServer } from 'node:net';
 import { delimiter, join } from 'node:path';
-import { Redis } from 'ioredis';
 import { orgConfigKey, userConfigKey } from '../core/keys.js';
 import type { RedisClient } from '../redis/connection.js';
+import { redisAnswers, startPrivateRedis } from '../redis/private-server.js';
 
 /** The URL used when REDIS_URL is not set. */
 export const DEFAULT_REDIS_URL = 'redis://127.0.0.1:6379';
@@ -31,20 +29,6 @@ export function redactUrl(url: string): string {
   }
 }
 
-/** Whether something answers PING at `url` within `timeoutMs`. */
-export async function redisAnswers(url: string, timeoutMs = 1000): Promise<boolean> {
-  const probe = new Redis(url, { lazyConnect: true, connectTimeout: timeoutMs, maxRetriesPerRequest: 0, retryStrategy: () => null });
-  probe.on('error', () => undefined);
-  try {
-    await probe.connect();
-    return (await probe.ping()) === 'PONG';
-  } catch {
-    return false;
-  } finally {
-    probe.disconnect();
-  }
-}
-
 /** The full path of `command` on PATH, or `null`. */
 export function findOnPath(command: string): string | null {
   for (const dir of (process.env.PATH ?? '').split(delimiter)) {
@@ -58,41 +42,6 @@ export function findOnPath(command: string): string | null {
     }
   }
   return null;
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      const port = typeof address === 'object' && address !== null ? address.port : 0;
-      server.close(() => resolve(port));
-    });
-  });
-}
-
-function stopChild(child: ChildProcess): Promise<void> {
-  return new Promise((resolve) => {
-    if (child.exitCode !== null || child.signalCode !== null) return resolve();
-    child.once('exit', () => resolve());
-    child.kill('SIGTERM');
-  });
-}
-
-/** Starts a redis-server on a free loopback port, without persistence, tied to this process. */
-export async function startPrivateRedis(binary: string): Promise<DemoRedis> {
-  for (let attempt = 0; attempt < 5; attempt += 1) {
-    const port = await freePort();
-    const child = spawn(binary, ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
-    const url = `redis://127.0.0.1:${port}`;
-    for (let wait = 0; wait < 100 && child.exitCode === null; wait += 1) {
-      if (await redisAnswers(url, 200)) return { url, private: true, stop: () => stopChild(child) };
-      await new Promise((resolve) => setTimeout(resolve, 50));
-    }
-    await stopChild(child); // the port was taken between freePort() and bind, or it is slow: try another
-  }
-  throw new Error('could not start a private redis-server');
 }
 
 /**
@@ -118,7 +67,8 @@ export async function resolveRedis(options: {
   if (binary === null) {
     throw new Error(`No Redis answers at ${redactUrl(fallback)} and redis-server is not installed: install Redis or set REDIS_URL`);
   }
-  const started = await startPrivateRedis(binary);
+  const server = await startPrivateRedis({ binary });
+  const started: DemoRedis = { url: server.url, private: true, stop: server.stop };
   options.log(
     `No Redis answered at ${redactUrl(fallback)}, so the demo started a private redis-server at ${started.url} ` +
       '(in memory only: its data goes when the demo stops).',

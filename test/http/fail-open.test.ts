@@ -1,5 +1,4 @@
 // Fail-open over real HTTP: serve from the local journal while Redis is down, write it back when Redis returns.
-import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -10,14 +9,14 @@ import { Tollgate } from '../../src/index.js';
 import { connectForFailOpen, markEmpty, quotaGuard, type QuotaGuard } from '../../src/http/index.js';
 import { journalMarkerKey, writeJournalEntry } from '../../src/redis/journal-writeback.js';
 import { uniqueName, writeOrg, writeUser } from '../helpers/fixtures.js';
-import { freePort } from '../helpers/redis-server.js';
+import { freePort, startPrivateRedis, type PrivateRedis } from '../../src/redis/private-server.js';
 import { call, serveForFile } from './support.js';
 
 /** A redis-server on a fixed port with an append-only file, so it can be stopped and started again with its data. */
 class RestartableRedis {
   readonly port: number;
   readonly dir: string;
-  #child: ChildProcess | null = null;
+  #server: PrivateRedis | null = null;
 
   constructor(port: number) {
     this.port = port;
@@ -29,37 +28,16 @@ class RestartableRedis {
   }
 
   async start(): Promise<void> {
-    const child = spawn(
-      'redis-server',
-      ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'yes', '--appendfsync', 'always', '--dir', this.dir],
-      { stdio: 'ignore' },
-    );
-    this.#child = child;
-    for (;;) {
-      if (child.exitCode !== null) throw new Error(`redis-server exited with ${child.exitCode}`);
-      const probe = new Redis(this.url, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
-      probe.on('error', () => undefined);
-      try {
-        await probe.connect();
-        // Loading the append-only file answers LOADING: wait until it really serves.
-        if ((await probe.ping()) === 'PONG' && (await probe.dbsize()) >= 0) return;
-      } catch {
-        // not up yet
-      } finally {
-        probe.disconnect();
-      }
-      await new Promise((resolve) => setTimeout(resolve, 50));
-    }
+    this.#server = await startPrivateRedis({
+      port: this.port,
+      args: ['--appendonly', 'yes', '--appendfsync', 'always', '--dir', this.dir],
+    });
   }
 
   async stop(): Promise<void> {
-    const child = this.#child;
-    this.#child = null;
-    if (child === null || child.exitCode !== null) return;
-    await new Promise<void>((resolve) => {
-      child.once('exit', () => resolve());
-      child.kill('SIGTERM');
-    });
+    const server = this.#server;
+    this.#server = null;
+    await server?.stop();
   }
 }
 

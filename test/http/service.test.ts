@@ -1,7 +1,8 @@
 // First run and shutdown of the demo service: Redis discovery, a private redis-server, seeding, graceful stop.
 import { Redis } from 'ioredis';
 import { afterAll, describe, expect, it } from 'vitest';
-import { DEMO_ACCOUNTS, redisAnswers, resolveRedis, seedDemo } from '../../src/demo/bootstrap.js';
+import { DEMO_ACCOUNTS, resolveRedis, seedDemo } from '../../src/demo/bootstrap.js';
+import { redisAnswers } from '../../src/redis/private-server.js';
 import type { IsolinesProvider, IsolinesRequest, Isoline } from '../../src/demo/isolines.js';
 import { StraightLineIsolines } from '../../src/demo/isolines.js';
 import { parseFailOpen, startDemo } from '../../src/demo/service.js';
