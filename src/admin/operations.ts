@@ -63,10 +63,8 @@ export interface OrgCredits {
   readonly defaultLimit: number;
 }
 
-/** A user as the CARTO endpoint shows it (SPEC 5), plus Tollgate's additions. */
-export interface UserView {
-  readonly username: string;
-  readonly organization: string | null;
+/** The CARTO dashboard blocks (SPEC 5) shared by the user and the org views. */
+export interface DashboardView {
   readonly geocoding: QuotaBlock;
   readonly here_isolines: QuotaBlock;
   readonly mapzen_routing: QuotaBlock;
@@ -74,6 +72,12 @@ export interface UserView {
   readonly isolines_provider: string;
   readonly routing_provider: string;
   readonly period_end_date: string | null;
+}
+
+/** A user as the CARTO endpoint shows it (SPEC 5), plus Tollgate's additions. */
+export interface UserView extends DashboardView {
+  readonly username: string;
+  readonly organization: string | null;
   readonly has_api_key: boolean;
   readonly credits: UserCredits | null;
 }
@@ -87,15 +91,8 @@ export interface MemberUsage {
 }
 
 /** An org with its pooled usage and each member's share. */
-export interface OrgView {
+export interface OrgView extends DashboardView {
   readonly orgname: string;
-  readonly geocoding: QuotaBlock;
-  readonly here_isolines: QuotaBlock;
-  readonly mapzen_routing: QuotaBlock;
-  readonly geocoder_provider: string;
-  readonly isolines_provider: string;
-  readonly routing_provider: string;
-  readonly period_end_date: string | null;
   readonly credits: OrgCredits;
   readonly members: readonly MemberUsage[];
 }

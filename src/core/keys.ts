@@ -40,6 +40,14 @@ export function reservationKey(id: string): string {
   return `tollgate:reservation:${id}`;
 }
 
+/**
+ * `tollgate:journal:<entryId>`: marks a fail-open journal entry as written, so a write-back
+ * repeated after a lost reply changes nothing.
+ */
+export function journalMarkerKey(entryId: string): string {
+  return `tollgate:journal:${entryId}`;
+}
+
 /** `tollgate:request:<user>:<requestId>`: remembers an admitted request id for idempotent retries. */
 export function requestIdKey(user: string, requestId: string): string {
   return `tollgate:request:${user}:${requestId}`;

@@ -11,23 +11,14 @@ import {
 } from '../core/accounting.js';
 import { RedisUnavailableError, ReservationError, TollgateError } from '../core/errors.js';
 import { usageKey } from '../core/keys.js';
-import { quotaKindSpec, type QuotaKind } from '../core/quota-kinds.js';
+import { quotaKindSpec } from '../core/quota-kinds.js';
 import { bounded, toTollgateError, type RedisClient } from '../redis/connection.js';
 import { dedicatedConnection, writeJournalEntry } from '../redis/journal-writeback.js';
 import type { Tollgate } from '../tollgate.js';
 
 /** Units a fail-open request consumed while Redis was down, to be written when it is back. */
-export interface UsageEntry {
+export interface UsageEntry extends Reservation {
   readonly type: 'usage';
-  readonly id: string;
-  readonly user: string;
-  readonly org: string | null;
-  readonly kind: QuotaKind;
-  readonly serviceType: string;
-  /** Month key and day member of the local UTC day the request was admitted on. */
-  readonly yyyymm: string;
-  readonly day: string;
-  readonly cost: number;
   /** How the request ended; `null` while it is still in flight (not written yet). */
   breakdown: Breakdown | null;
 }

@@ -1,19 +1,13 @@
 // Writes one fail-open journal entry's usage increments to Redis exactly once, using WATCH/MULTI on a marker key.
 import { Redis } from 'ioredis';
 import type { Increment } from '../core/accounting.js';
+import { journalMarkerKey } from '../core/keys.js';
 import type { RedisClient } from './connection.js';
 
 /** A new connection with the same settings as `client`, for WATCH, which binds to a connection. */
 export function dedicatedConnection(client: RedisClient): RedisClient {
+  // Narrowed per branch: TypeScript cannot call `duplicate` on the Redis | Cluster union.
   return client instanceof Redis ? client.duplicate() : client.duplicate();
-}
-
-/**
- * `tollgate:journal:<entryId>`: marks a journal entry as written, so a write-back repeated
- * after a lost reply changes nothing. Kept for {@link JOURNAL_MARKER_TTL_MS}.
- */
-export function journalMarkerKey(entryId: string): string {
-  return `tollgate:journal:${entryId}`;
 }
 
 /** How long a written entry's marker is kept: far longer than any retry of the same process. */
