@@ -1,23 +1,15 @@
 // Usage reports against a real Redis: time frames, month boundaries, org and all-user scans, credits, CSV round trips.
-import { Writable } from 'node:stream';
 import { parse } from 'csv-parse/sync';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { Tollgate } from '../../src/index.js';
 import { planReport, reportRows, writeReport, type ReportRow } from '../../src/admin/reports.js';
 import { runCli } from '../../src/cli/program.js';
-import { cleanup, uniqueName, writeOrg, writeUser } from '../helpers/fixtures.js';
+import { useNames, writeOrg, writeUser } from '../helpers/fixtures.js';
 import { useTestRedis } from '../helpers/redis.js';
+import { sink } from '../helpers/streams.js';
 
 const redis = useTestRedis();
-const names: string[] = [];
-afterEach(async () => {
-  await cleanup(redis.client(), names.splice(0));
-});
-const fresh = (prefix: string): string => {
-  const name = uniqueName(prefix);
-  names.push(name);
-  return name;
-};
+const fresh = useNames(redis.client);
 
 async function collect(rows: AsyncIterable<ReportRow>): Promise<ReportRow[]> {
   const all: ReportRow[] = [];
@@ -140,17 +132,6 @@ describe('report rows', () => {
 });
 
 describe('report output', () => {
-  function sink(): { stream: Writable; text: () => string } {
-    const chunks: string[] = [];
-    const stream = new Writable({
-      write(chunk: Buffer | string, _encoding, callback) {
-        chunks.push(chunk.toString());
-        callback();
-      },
-    });
-    return { stream, text: () => chunks.join('') };
-  }
-
   it('CSV parses back to the same rows as JSON, quoting included', async () => {
     const user = fresh('rep-csv');
     await writeUser(redis.client(), user, { geocoding_quota: '1' });

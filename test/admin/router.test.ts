@@ -4,15 +4,14 @@ import type { Server } from 'node:http';
 import { createHash } from 'node:crypto';
 import express from 'express';
 import { parse } from 'csv-parse/sync';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Tollgate } from '../../src/index.js';
 import { createAdminRouter, type AdminChange } from '../../src/admin/router.js';
-import { cleanup, snapshot, uniqueName, writeOrg, writeUser } from '../helpers/fixtures.js';
+import { snapshot, useNames, writeOrg, writeUser } from '../helpers/fixtures.js';
 import { useTestRedis } from '../helpers/redis.js';
 
 const redis = useTestRedis();
 const TOKEN = 'test-admin-token-0123456789';
-const names: string[] = [];
 const changes: AdminChange[] = [];
 let server: Server;
 let base: string;
@@ -29,15 +28,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await new Promise((resolve) => server.close(resolve));
 });
-afterEach(async () => {
-  await cleanup(redis.client(), names.splice(0));
-});
-
-const fresh = (prefix: string): string => {
-  const name = uniqueName(prefix);
-  names.push(name);
-  return name;
-};
+const fresh = useNames(redis.client);
 
 async function call(method: string, path: string, body?: unknown, token: string | null = TOKEN): Promise<{ status: number; json: any; text: string; headers: Headers }> {
   const headers: Record<string, string> = {};

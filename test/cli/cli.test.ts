@@ -1,30 +1,14 @@
 // The tollgate command, run in-process against a real Redis: every command, its output, exit codes and untouched state on bad input.
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { Writable } from 'node:stream';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { Tollgate } from '../../src/index.js';
 import { runCli } from '../../src/cli/program.js';
-import { cleanup, snapshot, uniqueName, writeOrg, writeUser } from '../helpers/fixtures.js';
+import { snapshot, useNames, writeOrg, writeUser } from '../helpers/fixtures.js';
 import { useTestRedis } from '../helpers/redis.js';
+import { sink } from '../helpers/streams.js';
 
 const redis = useTestRedis();
-const names: string[] = [];
-afterEach(async () => {
-  await cleanup(redis.client(), names.splice(0));
-});
-
-function sink(): { stream: Writable; text: () => string } {
-  const chunks: string[] = [];
-  const stream = new Writable({
-    write(chunk: Buffer | string, _encoding, callback) {
-      chunks.push(chunk.toString());
-      callback();
-    },
-  });
-  return { stream, text: () => chunks.join('') };
-}
-
 async function cli(...args: string[]): Promise<{ code: number; out: string; err: string }> {
   const out = sink();
   const err = sink();
@@ -39,11 +23,7 @@ async function json<T = Record<string, unknown>>(...args: string[]): Promise<T> 
   return JSON.parse(result.out) as T;
 }
 
-const fresh = (prefix: string): string => {
-  const name = uniqueName(prefix);
-  names.push(name);
-  return name;
-};
+const fresh = useNames(redis.client);
 
 describe('tollgate user and org commands', () => {
   it('creates a user and shows it the way the CARTO endpoint does', async () => {
