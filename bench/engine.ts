@@ -70,7 +70,9 @@ async function main(): Promise<void> {
       }),
     );
     results.push(await measure('tollgate: check', (i) => tollgate.check({ user: user(i), kind: 'geocoding' })));
-    results.push(await measure('tollgate: consume', (i) => tollgate.consume({ user: user(i), kind: 'geocoding' })));
+    const uncached = new Tollgate({ redis: client, timeoutMs: 10_000, configCacheMs: 0 });
+    results.push(await measure('tollgate: consume, config read every time (configCacheMs 0)', (i) => uncached.consume({ user: user(i), kind: 'geocoding' })));
+    results.push(await measure('tollgate: consume (config cached 1 s, the default)', (i) => tollgate.consume({ user: user(i), kind: 'geocoding' })));
     results.push(
       await measure('tollgate: consume + settle', async (i) => {
         const admission = await tollgate.consume({ user: user(i), kind: 'geocoding' });
@@ -80,11 +82,11 @@ async function main(): Promise<void> {
 
     const baseline = results[0]!;
     console.log(`engine benchmark: ${CONCURRENCY} concurrent callers, ${DURATION_MS} ms each, ${USERS} users, one private redis-server`);
-    console.log(['case'.padEnd(62), 'ops/s'.padStart(9), 'p50 ms'.padStart(8), 'p99 ms'.padStart(8), 'vs baseline'.padStart(12)].join(' '));
+    console.log(['case'.padEnd(64), 'ops/s'.padStart(9), 'p50 ms'.padStart(8), 'p99 ms'.padStart(8), 'vs baseline'.padStart(12)].join(' '));
     for (const r of results) {
       console.log(
         [
-          r.name.padEnd(62),
+          r.name.padEnd(64),
           r.opsPerSecond.toFixed(0).padStart(9),
           r.p50Ms.toFixed(2).padStart(8),
           r.p99Ms.toFixed(2).padStart(8),

@@ -30,7 +30,7 @@ import {
 import { orgConfigKey, requestIdKey, reservationKey, usageKey, userConfigKey, type Owner } from './core/keys.js';
 import { assertName } from './core/names.js';
 import { METRICS, quotaKindSpec, type Metric, type QuotaKind } from './core/quota-kinds.js';
-import { readAccount, readOrg } from './redis/accounts.js';
+import { AccountCache, readAccount, readOrg, serverTimeMs } from './redis/accounts.js';
 import { bounded, connect, type RedisClient } from './redis/connection.js';
 import { defineScripts, runDecide, runSettle, type DecideReply } from './redis/scripts.js';
 
@@ -67,6 +67,8 @@ const optionsSchema = z.strictObject({
   requestIdTtlMs: z.number().int().min(1000).max(30 * 24 * HOUR_MS).default(24 * HOUR_MS),
   reservationTtlMs: z.number().int().min(1000).max(7 * 24 * HOUR_MS).default(15 * MINUTE_MS),
   maxAttempts: z.number().int().min(1).max(50).default(5),
+  configCacheMs: z.number().int().min(0).max(60_000).default(1000),
+  configCacheMaxUsers: z.number().int().min(1).max(10_000_000).default(10_000),
   creditPrices: z
     .strictObject({ geocoding: creditPrice.optional(), isolines: creditPrice.optional(), routing: creditPrice.optional() })
     .optional()
@@ -90,6 +92,14 @@ export interface TollgateOptions {
   readonly reservationTtlMs?: number;
   /** How often a decision is re-planned when config or the day changes under it. Default 5. */
   readonly maxAttempts?: number;
+  /**
+   * How long a user's config may be reused between decisions, in ms; 0 reads it every time.
+   * Default 1000. Never a correctness trade: the decide script re-checks every config field
+   * it relies on, so a change is seen by the very next decision (at the cost of a retry).
+   */
+  readonly configCacheMs?: number;
+  /** Most users whose config is kept at once; the oldest goes first. Default 10,000. */
+  readonly configCacheMaxUsers?: number;
   /**
    * Credits each quota kind costs, in credits per 1000 units (integers, so millicredits per
    * unit). Charged only for members of orgs with budgeting on. Default {@link DEFAULT_CREDIT_PRICES}.
@@ -180,6 +190,7 @@ export class Tollgate {
   readonly #client: RedisClient;
   readonly #ownsClient: boolean;
   readonly #options: Readonly<ParsedOptions>;
+  readonly #accounts: AccountCache;
 
   constructor(options: TollgateOptions) {
     const parsed = optionsSchema.safeParse(options);
@@ -191,6 +202,7 @@ export class Tollgate {
     this.#ownsClient = typeof parsed.data.redis === 'string';
     this.#client = typeof parsed.data.redis === 'string' ? connect(parsed.data.redis, parsed.data.timeoutMs) : parsed.data.redis;
     defineScripts(this.#client);
+    this.#accounts = new AccountCache(this.#client, parsed.data.configCacheMs, parsed.data.configCacheMaxUsers);
   }
 
   /** The ioredis client in use, for callers that share it (the admin tools, health checks). */
@@ -313,9 +325,9 @@ export class Tollgate {
         ({ serviceType, periodEndDay } = account);
         nowMs = this.#options.clock?.() ?? snapshot.serverNowMs;
       } else {
-        const [org, time] = await Promise.all([readOrg(this.#client, target.name), this.#client.time()]);
+        const [org, serverNowMs] = await Promise.all([readOrg(this.#client, target.name), serverTimeMs(this.#client)]);
         ({ serviceType, periodEndDay } = resolveOwnerSettings(org.key, org.hash, kind));
-        nowMs = this.#options.clock?.() ?? Number(time[0]) * 1000 + Math.floor(Number(time[1]) / 1000);
+        nowMs = this.#options.clock?.() ?? serverNowMs;
       }
       const cycle = billingCycle(utcDay(nowMs), periodEndDay);
       const reads = METRICS.flatMap((metric) =>
@@ -376,7 +388,7 @@ export class Tollgate {
   ): Promise<{ decision: Decision; account: Account; reservation: Reservation | null; replayed: boolean }> {
     const startedMs = performance.now();
     for (let attempt = 1; attempt <= this.#options.maxAttempts; attempt += 1) {
-      const snapshot = await readAccount(this.#client, user);
+      const snapshot = await this.#accounts.read(user, attempt > 1);
       // What is left of the caller's time budget. `bounded` has already rejected the caller
       // once it is spent, but this function runs on: it must not charge after that.
       const budgetMs = this.#options.timeoutMs - (performance.now() - startedMs);
@@ -425,6 +437,7 @@ export class Tollgate {
       switch (reply.status) {
         case 'config_changed':
         case 'day_changed':
+          this.#accounts.forget(user);
           continue;
         case 'wrong_type':
           throw new InvalidConfigError(reply.key, '', 'holds the wrong Redis type; nothing was written');

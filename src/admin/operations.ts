@@ -9,14 +9,16 @@ import {
   resolveOwnerSettings,
   type RawHash,
 } from '../core/config.js';
-import { ConflictError, ERROR_CODES, InvalidInputError, NotFoundError } from '../core/errors.js';
+import { ConflictError, ERROR_CODES, InvalidConfigError, InvalidInputError, NotFoundError } from '../core/errors.js';
 import { configKey, orgConfigKey, userConfigKey, type Owner } from '../core/keys.js';
 import { assertName } from '../core/names.js';
 import { QUOTA_KINDS, quotaKindSpec, type QuotaKind } from '../core/quota-kinds.js';
+import { readHash } from '../redis/accounts.js';
 import { bounded, toTollgateError, type RedisClient } from '../redis/connection.js';
+import { orgMembers } from '../redis/scan.js';
+import { runConfigWrite, type ConfigWrite } from '../redis/scripts.js';
 import type { Tollgate } from '../tollgate.js';
 import { parseCredits, parsePeriodEndDate, parseProvider, parseQuota, toCredits } from './inputs.js';
-import { orgMembers } from './scan.js';
 
 /** Field on `rails:users:<user>` holding the SHA-256 hex digest of the user's Tollgate API key. */
 export const API_KEY_DIGEST_FIELD = 'api_key_sha256';
@@ -119,8 +121,9 @@ export function apiKeyDigest(apiKey: string): string {
 
 /**
  * Operator actions on the CARTO config hashes and Tollgate's credit fields. Every input is
- * checked before anything is written, so a bad input changes nothing; every write is a single
- * command or one MULTI, so a change is seen whole or not at all.
+ * checked before anything is written, so a bad input changes nothing; every write is one run
+ * of lua/config-write.lua, which re-checks what the change relies on (the hash exists, the
+ * user is still in that org) in the same atomic step, so a change is seen whole or not at all.
  */
 export class AdminOperations {
   readonly #tollgate: Tollgate;
@@ -220,10 +223,7 @@ export class AdminOperations {
       owner.type === 'user'
         ? Object.fromEntries(QUOTA_KINDS.map((kind) => [quotaKindSpec(kind).quotaField, '0']))
         : { [CREDIT_FIELDS.enabled]: 'false' };
-    if ((await this.#call(() => this.#client.exists(key))) === 1) {
-      throw new ConflictError(ERROR_CODES.alreadyExists, `${owner.type} already exists: ${key}`);
-    }
-    await this.#call(() => this.#client.hset(key, fields));
+    await this.#write({ key, mode: 'create', set: fields });
   }
 
   /** Sets the quota of one kind on a user or org hash. */
@@ -231,16 +231,14 @@ export class AdminOperations {
     const owner = ownerOf(target);
     const spec = quotaKindSpec(kind);
     const value = parseQuota(quota);
-    await this.#hash(owner);
-    await this.#call(() => this.#client.hset(configKey(owner), spec.quotaField, String(value)));
+    await this.#write({ key: configKey(owner), mode: 'update', set: { [spec.quotaField]: String(value) } });
   }
 
   /** Turns a user's soft limit for one kind on or off (orgs have none, SPEC 1). */
   async setSoftLimit(user: string, kind: QuotaKind, on: boolean): Promise<void> {
     assertName('user', user);
     const spec = quotaKindSpec(kind);
-    await this.#hash({ type: 'user', name: user });
-    await this.#call(() => this.#client.hset(userConfigKey(user), spec.softLimitField, on ? 'true' : 'false'));
+    await this.#write({ key: userConfigKey(user), mode: 'update', set: { [spec.softLimitField]: on ? 'true' : 'false' } });
   }
 
   /** Sets the provider of one kind on a user or org hash. */
@@ -248,16 +246,14 @@ export class AdminOperations {
     const owner = ownerOf(target);
     const spec = quotaKindSpec(kind);
     const value = parseProvider(provider);
-    await this.#hash(owner);
-    await this.#call(() => this.#client.hset(configKey(owner), spec.providerField, value));
+    await this.#write({ key: configKey(owner), mode: 'update', set: { [spec.providerField]: value } });
   }
 
   /** Sets `period_end_date` (its day of month anchors the billing cycle). */
   async setPeriodEndDate(target: AdminTarget, date: unknown): Promise<string> {
     const owner = ownerOf(target);
     const value = parsePeriodEndDate(date);
-    await this.#hash(owner);
-    await this.#call(() => this.#client.hset(configKey(owner), PERIOD_END_DATE_FIELD, value));
+    await this.#write({ key: configKey(owner), mode: 'update', set: { [PERIOD_END_DATE_FIELD]: value } });
     return value;
   }
 
@@ -270,18 +266,27 @@ export class AdminOperations {
     assertName('user', user);
     if (org !== null) assertName('org', org);
     const userKey = userConfigKey(user);
-    const hash = await this.#hash({ type: 'user', name: user });
     if (org === null) {
-      await this.#call(() => this.#client.hdel(userKey, ORGANIZATION_FIELD, CREDIT_FIELDS.allocation, CREDIT_FIELDS.spent));
+      await this.#write({ key: userKey, mode: 'update', del: [ORGANIZATION_FIELD, CREDIT_FIELDS.allocation, CREDIT_FIELDS.spent] });
       return;
     }
+    const hash = await this.#hash({ type: 'user', name: user });
     const orgHash = await this.#hash({ type: 'org', name: org });
     if (hash[ORGANIZATION_FIELD] === org) return;
     const defaultLimit = this.#defaultLimit(org, orgHash);
-    const multi = this.#client.multi().hset(userKey, ORGANIZATION_FIELD, org, CREDIT_FIELDS.spent, '0');
-    if (defaultLimit >= 0) multi.hset(userKey, CREDIT_FIELDS.allocation, String(defaultLimit));
-    else multi.hdel(userKey, CREDIT_FIELDS.allocation);
-    await this.#call(() => multi.exec());
+    await this.#write({
+      key: userKey,
+      mode: 'update',
+      requires: [orgConfigKey(org)],
+      // Joined from where it was when we looked: a concurrent move elsewhere is not overwritten.
+      expect: { [ORGANIZATION_FIELD]: hash[ORGANIZATION_FIELD] ?? null },
+      set: {
+        [ORGANIZATION_FIELD]: org,
+        [CREDIT_FIELDS.spent]: '0',
+        ...(defaultLimit >= 0 ? { [CREDIT_FIELDS.allocation]: String(defaultLimit) } : {}),
+      },
+      del: defaultLimit >= 0 ? [] : [CREDIT_FIELDS.allocation],
+    });
   }
 
   /**
@@ -290,17 +295,15 @@ export class AdminOperations {
    */
   async createApiKey(user: string): Promise<CreatedApiKey> {
     assertName('user', user);
-    await this.#hash({ type: 'user', name: user });
     const apiKey = `tg_${randomBytes(32).toString('base64url')}`;
-    await this.#call(() => this.#client.hset(userConfigKey(user), API_KEY_DIGEST_FIELD, apiKeyDigest(apiKey)));
+    await this.#write({ key: userConfigKey(user), mode: 'update', set: { [API_KEY_DIGEST_FIELD]: apiKeyDigest(apiKey) } });
     return { username: user, apiKey };
   }
 
   /** Removes a user's API key digest; answers whether there was one. */
   async revokeApiKey(user: string): Promise<boolean> {
     assertName('user', user);
-    await this.#hash({ type: 'user', name: user });
-    return (await this.#call(() => this.#client.hdel(userConfigKey(user), API_KEY_DIGEST_FIELD))) === 1;
+    return (await this.#write({ key: userConfigKey(user), mode: 'update', del: [API_KEY_DIGEST_FIELD] })) === 1;
   }
 
   /** An org's balance, whether budgeting is on, and its default limit (-1 when off or unset). */
@@ -319,8 +322,7 @@ export class AdminOperations {
   async setOrgCredits(org: string, credits: unknown): Promise<OrgCredits> {
     assertName('org', org);
     const millicredits = parseCredits(credits);
-    await this.#hash({ type: 'org', name: org });
-    await this.#call(() => this.#client.hset(orgConfigKey(org), CREDIT_FIELDS.balance, String(millicredits)));
+    await this.#write({ key: orgConfigKey(org), mode: 'update', set: { [CREDIT_FIELDS.balance]: String(millicredits) } });
     return this.orgCredits(org);
   }
 
@@ -328,18 +330,14 @@ export class AdminOperations {
   async addOrgCredits(org: string, credits: unknown): Promise<OrgCredits> {
     assertName('org', org);
     const millicredits = parseCredits(credits);
-    const hash = await this.#hash({ type: 'org', name: org });
-    // Refuse to add to a garbled balance: HINCRBY would fail anyway, and with a less useful message.
-    parseCount(orgConfigKey(org), CREDIT_FIELDS.balance, hash[CREDIT_FIELDS.balance]);
-    await this.#call(() => this.#client.hincrby(orgConfigKey(org), CREDIT_FIELDS.balance, millicredits));
+    await this.#write({ key: orgConfigKey(org), mode: 'update', incr: { [CREDIT_FIELDS.balance]: millicredits } });
     return this.orgCredits(org);
   }
 
   /** Turns budgeting on or off for an org's members. */
   async setBudgeting(org: string, enabled: boolean): Promise<OrgCredits> {
     assertName('org', org);
-    await this.#hash({ type: 'org', name: org });
-    await this.#call(() => this.#client.hset(orgConfigKey(org), CREDIT_FIELDS.enabled, enabled ? 'true' : 'false'));
+    await this.#write({ key: orgConfigKey(org), mode: 'update', set: { [CREDIT_FIELDS.enabled]: enabled ? 'true' : 'false' } });
     return this.orgCredits(org);
   }
 
@@ -347,12 +345,10 @@ export class AdminOperations {
   async setDefaultLimit(org: string, credits: unknown): Promise<OrgCredits> {
     assertName('org', org);
     const millicredits = credits === null || credits === undefined ? null : parseCredits(credits);
-    await this.#hash({ type: 'org', name: org });
-    const key = orgConfigKey(org);
-    await this.#call(() =>
+    await this.#write(
       millicredits === null
-        ? this.#client.hdel(key, CREDIT_FIELDS.defaultLimit)
-        : this.#client.hset(key, CREDIT_FIELDS.defaultLimit, String(millicredits)),
+        ? { key: orgConfigKey(org), mode: 'update', del: [CREDIT_FIELDS.defaultLimit] }
+        : { key: orgConfigKey(org), mode: 'update', set: { [CREDIT_FIELDS.defaultLimit]: String(millicredits) } },
     );
     return this.orgCredits(org);
   }
@@ -364,12 +360,19 @@ export class AdminOperations {
   async allocate(user: string, credits: unknown): Promise<UserCredits> {
     assertName('user', user);
     const millicredits = credits === null || credits === undefined ? null : parseCredits(credits);
-    await this.#memberOrg(user);
-    const key = userConfigKey(user);
-    const multi = this.#client.multi().hset(key, CREDIT_FIELDS.spent, '0');
-    if (millicredits === null) multi.hdel(key, CREDIT_FIELDS.allocation);
-    else multi.hset(key, CREDIT_FIELDS.allocation, String(millicredits));
-    await this.#call(() => multi.exec());
+    const { org } = await this.#memberOrg(user);
+    await this.#write({
+      key: userConfigKey(user),
+      mode: 'update',
+      requires: [orgConfigKey(org)],
+      // An allocation is from one org's budget: refuse it if the user moved meanwhile.
+      expect: { [ORGANIZATION_FIELD]: org },
+      set: {
+        [CREDIT_FIELDS.spent]: '0',
+        ...(millicredits === null ? {} : { [CREDIT_FIELDS.allocation]: String(millicredits) }),
+      },
+      del: millicredits === null ? [CREDIT_FIELDS.allocation] : [],
+    });
     return this.userCredits(user);
   }
 
@@ -409,7 +412,7 @@ export class AdminOperations {
   /** Fails with {@link NotFoundError} unless the owner's config hash exists; returns it. */
   async #hash(owner: Owner): Promise<RawHash> {
     const key = configKey(owner);
-    const hash = (await this.#call(() => this.#client.hgetall(key))) as RawHash;
+    const hash = await this.#call(() => readHash(this.#client, key));
     if (Object.keys(hash).length === 0) {
       throw new NotFoundError(
         owner.type === 'user' ? ERROR_CODES.unknownUser : ERROR_CODES.unknownOrg,
@@ -435,6 +438,29 @@ export class AdminOperations {
     const raw = hash[CREDIT_FIELDS.defaultLimit];
     if (!parseFlag(hash[CREDIT_FIELDS.enabled]) || raw === undefined || raw === '') return -1;
     return parseCount(orgConfigKey(org), CREDIT_FIELDS.defaultLimit, raw);
+  }
+
+  /** Applies one guarded change; answers how many fields its `del` part removed. */
+  async #write(write: ConfigWrite): Promise<number> {
+    const reply = await this.#call(() => runConfigWrite(this.#client, write));
+    const notFound = (key: string): NotFoundError => {
+      const isUser = key.startsWith(userConfigKey(''));
+      return new NotFoundError(isUser ? ERROR_CODES.unknownUser : ERROR_CODES.unknownOrg, `unknown ${isUser ? 'user' : 'org'}: no ${key} hash`);
+    };
+    switch (reply.status) {
+      case 'done':
+        return reply.deleted;
+      case 'missing':
+        throw notFound(reply.key);
+      case 'exists':
+        throw new ConflictError(ERROR_CODES.alreadyExists, `already exists: ${write.key}`);
+      case 'changed':
+        throw new ConflictError(ERROR_CODES.concurrentChange, `${write.key} field ${reply.field} changed meanwhile; nothing was written, retry`);
+      case 'wrong_type':
+        throw new InvalidConfigError(reply.key, '', 'holds the wrong Redis type; nothing was written');
+      case 'bad_counter':
+        throw new InvalidConfigError(write.key, reply.field, 'not an integer in [0, 10^15] after this change; nothing was written');
+    }
   }
 
   #call<T>(call: () => Promise<T>): Promise<T> {

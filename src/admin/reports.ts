@@ -3,13 +3,14 @@ import { pipeline } from 'node:stream/promises';
 import { Readable, type Writable } from 'node:stream';
 import { stringify } from 'csv-stringify';
 import { daysInMonth, dayMember, utcDay, yyyymm, type CalendarDay } from '../core/cycle.js';
-import { ERROR_CODES, NotFoundError, UnexpectedReplyError } from '../core/errors.js';
+import { ERROR_CODES, NotFoundError } from '../core/errors.js';
 import { creditLedgerKey, globLiteral, orgConfigKey, usageKeyPattern, userConfigKey } from '../core/keys.js';
 import { assertName } from '../core/names.js';
 import { METRICS, quotaKindSpec, type Metric, type QuotaKind } from '../core/quota-kinds.js';
-import { toTollgateError, type RedisClient } from '../redis/connection.js';
+import type { RedisClient } from '../redis/connection.js';
 import { parseDay, parseTimeFrame, TIME_FRAMES, toCredits, type TimeFrame } from './inputs.js';
-import { orgMembers, pipelineValues, scanBatches } from './scan.js';
+import { readHash } from '../redis/accounts.js';
+import { orgMembers, readSortedSets, scanBatches } from '../redis/scan.js';
 
 /** One report row: what one user's counter recorded on one day. */
 export interface ReportRow {
@@ -98,21 +99,8 @@ function monthWindows(plan: ReportPlan): Map<string, { from: number; to: number 
   }
 }
 
-function zsetEntries(value: unknown): Array<[number, number]> {
-  if (!Array.isArray(value)) throw new UnexpectedReplyError('ZRANGE: unexpected reply');
-  const entries: Array<[number, number]> = [];
-  for (let i = 0; i + 1 < value.length; i += 2) entries.push([Number(value[i]), Number(value[i + 1])]);
-  return entries;
-}
-
 async function assertExists(client: RedisClient, key: string, what: 'user' | 'org'): Promise<void> {
-  let exists: number;
-  try {
-    exists = await client.exists(key);
-  } catch (error) {
-    throw toTollgateError(error);
-  }
-  if (exists === 0) {
+  if (Object.keys(await readHash(client, key)).length === 0) {
     throw new NotFoundError(what === 'user' ? ERROR_CODES.unknownUser : ERROR_CODES.unknownOrg, `unknown ${what}: no ${key} hash`);
   }
 }
@@ -139,7 +127,7 @@ export async function* reportRows(client: RedisClient, plan: ReportPlan): AsyncG
 
   for await (const batch of scanBatches(client, pattern)) {
     const reads: Array<{ user: string; serviceType: string; metric: Metric; month: string; charged: boolean }> = [];
-    const commands = batch.node.pipeline();
+    const keys: string[] = [];
     for (const key of batch.keys) {
       const match = USAGE_KEY.exec(key);
       if (match === null) continue;
@@ -151,28 +139,16 @@ export async function* reportRows(client: RedisClient, plan: ReportPlan): AsyncG
       const kind = kindOfServiceType(serviceType);
       const charged = kind !== null && quotaKindSpec(kind).chargedMetric === metric;
       reads.push({ user, serviceType, metric, month: `${year}${month}`, charged });
-      commands.zrange(key, 0, '-1', 'WITHSCORES');
-      if (charged) commands.zrange(creditLedgerKey({ type: 'user', name: user }, serviceType, `${year}${month}`), 0, '-1', 'WITHSCORES');
+      keys.push(key);
+      if (charged) keys.push(creditLedgerKey({ type: 'user', name: user }, serviceType, `${year}${month}`));
     }
     if (reads.length === 0) continue;
-    let values: unknown[];
-    try {
-      values = pipelineValues(await commands.exec());
-    } catch {
-      // A WRONGTYPE key under user:* is not a usage counter; skip the batch's odd key rather than abort.
-      values = await Promise.all(
-        reads.flatMap((read) => {
-          const key = `user:${read.user}:${read.serviceType}:${read.metric}:${read.month}`;
-          const ledger = creditLedgerKey({ type: 'user', name: read.user }, read.serviceType, read.month);
-          const one = (k: string): Promise<unknown> => batch.node.zrange(k, 0, '-1', 'WITHSCORES').catch(() => []);
-          return read.charged ? [one(key), one(ledger)] : [one(key)];
-        }),
-      );
-    }
+    // A key of another type under user:* is not a usage counter: it reads as empty.
+    const values = await readSortedSets(batch.node, keys);
     let index = 0;
     for (const read of reads) {
-      const usage = zsetEntries(values[index++]);
-      const credits = read.charged ? new Map(zsetEntries(values[index++])) : null;
+      const usage = values[index++]!;
+      const credits = read.charged ? new Map(values[index++]!) : null;
       const window = windows.get(read.month)!;
       const days = new Map(usage);
       for (const day of credits?.keys() ?? []) if (!days.has(day)) days.set(day, 0);

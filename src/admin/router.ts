@@ -12,6 +12,7 @@ import {
   TollgateError,
 } from '../core/errors.js';
 import { quotaKindSpec } from '../core/quota-kinds.js';
+import { serverTimeMs } from '../redis/accounts.js';
 import type { Tollgate } from '../tollgate.js';
 import { parseSwitch } from './inputs.js';
 import { AdminOperations, type AdminTarget } from './operations.js';
@@ -252,7 +253,6 @@ export function createAdminRouter(options: AdminRouterOptions): Router {
 
 /** The Redis server's clock in epoch ms, so reports agree with decisions on "today". */
 export async function serverNowMs(ops: AdminOperations): Promise<number> {
-  const [seconds, micros] = await ops.redis.time();
-  return Number(seconds) * 1000 + Math.floor(Number(micros) / 1000);
+  return serverTimeMs(ops.redis);
 }
 

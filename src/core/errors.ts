@@ -23,6 +23,7 @@ export const ERROR_CODES = {
   invalidTimeFrame: 'ERR_TOLLGATE_INVALID_TIME_FRAME',
   notInOrg: 'ERR_TOLLGATE_NOT_IN_ORG',
   alreadyExists: 'ERR_TOLLGATE_ALREADY_EXISTS',
+  concurrentChange: 'ERR_TOLLGATE_CONCURRENT_CHANGE',
 } as const;
 
 /** A stable `ERR_TOLLGATE_*` code. */

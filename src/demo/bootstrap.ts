@@ -5,6 +5,8 @@ import { delimiter, join } from 'node:path';
 import { orgConfigKey, userConfigKey } from '../core/keys.js';
 import type { RedisClient } from '../redis/connection.js';
 import { redisAnswers, startPrivateRedis } from '../redis/private-server.js';
+import { defineScripts, runConfigWrite } from '../redis/scripts.js';
+import { readHash } from '../redis/accounts.js';
 
 /** The URL used when REDIS_URL is not set. */
 export const DEFAULT_REDIS_URL = 'redis://127.0.0.1:6379';
@@ -100,15 +102,18 @@ export interface SeededUser {
   readonly created: boolean;
 }
 
+/** Creates the hash unless it exists (one atomic step); answers whether it did. */
 async function ensureHash(client: RedisClient, key: string, fields: Record<string, string>): Promise<boolean> {
-  if ((await client.exists(key)) === 1) return false;
-  await client.hset(key, fields);
-  return true;
+  defineScripts(client);
+  const reply = await runConfigWrite(client, { key, mode: 'create', set: fields });
+  if (reply.status === 'done') return true;
+  if (reply.status === 'exists') return false;
+  throw new Error(`cannot seed ${key}: ${reply.status}`);
 }
 
 async function keyOf(client: RedisClient, user: string): Promise<string | null> {
-  const mapKey = await client.hget(userConfigKey(user), 'map_key');
-  return mapKey === null || mapKey === '' ? null : mapKey;
+  const mapKey = (await readHash(client, userConfigKey(user))).map_key;
+  return mapKey === undefined || mapKey === '' ? null : mapKey;
 }
 
 /**

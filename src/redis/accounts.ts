@@ -23,6 +23,15 @@ function hashReply(reply: unknown): RawHash {
   return reply as RawHash;
 }
 
+/** The Redis server's clock, in epoch ms: the one clock every process agrees on. */
+export async function serverTimeMs(client: RedisClient): Promise<number> {
+  try {
+    return timeToMs(await client.time());
+  } catch (error) {
+    throw toTollgateError(error);
+  }
+}
+
 /** Unwraps one result of an ioredis pipeline, rethrowing its error as a typed one. */
 function pipelineResult(results: Array<[Error | null, unknown]> | null, index: number): unknown {
   const entry = results?.[index];
@@ -57,4 +66,59 @@ export async function readAccount(client: RedisClient, user: string): Promise<Ac
   }
   const orgConfig = await readOrg(client, org);
   return { source: { user, userKey, userHash, org, orgKey: orgConfig.key, orgHash: orgConfig.hash }, serverNowMs };
+}
+
+/**
+ * Remembers each user's config snapshot for a short while, so a steady stream of decisions
+ * costs one round trip (the script) instead of two or three. Safe because the decide
+ * script re-checks every config field a plan relied on: a stale entry can only cause a
+ * CONFIG_CHANGED retry (which reads afresh), never a decision on old config.
+ */
+export class AccountCache {
+  readonly #client: RedisClient;
+  readonly #ttlMs: number;
+  readonly #maxUsers: number;
+  /** Insertion-ordered, so the first key is the oldest: evicted first when full. */
+  readonly #entries = new Map<string, { source: AccountSource; offsetMs: number; readAtMs: number }>();
+
+  constructor(client: RedisClient, ttlMs: number, maxUsers: number) {
+    this.#client = client;
+    this.#ttlMs = ttlMs;
+    this.#maxUsers = maxUsers;
+  }
+
+  /**
+   * The user's snapshot: from the cache when `fresh` is false and the entry is young, with
+   * the server clock estimated from the offset measured when it was read. TIME ran before
+   * its reply arrived, so the estimate errs early, never late.
+   */
+  async read(user: string, fresh: boolean): Promise<AccountSnapshot> {
+    const nowMs = Date.now();
+    const cached = this.#entries.get(user);
+    if (!fresh && cached !== undefined && nowMs - cached.readAtMs < this.#ttlMs) {
+      return { source: cached.source, serverNowMs: nowMs + cached.offsetMs };
+    }
+    const snapshot = await readAccount(this.#client, user);
+    if (this.#ttlMs > 0) {
+      const readAtMs = Date.now();
+      this.#entries.delete(user);
+      this.#entries.set(user, { source: snapshot.source, offsetMs: snapshot.serverNowMs - readAtMs, readAtMs });
+      if (this.#entries.size > this.#maxUsers) this.#entries.delete(this.#entries.keys().next().value as string);
+    }
+    return snapshot;
+  }
+
+  /** Drops a user's entry: its config changed under a decision. */
+  forget(user: string): void {
+    this.#entries.delete(user);
+  }
+}
+
+/** A config hash as stored (empty when the key does not exist). */
+export async function readHash(client: RedisClient, key: string): Promise<RawHash> {
+  try {
+    return hashReply(await client.hgetall(key));
+  } catch (error) {
+    throw toTollgateError(error);
+  }
 }

@@ -35,7 +35,11 @@ function loadScript(name: string): ScriptSource {
   return { command: `tollgate_${name}_${version}`, lua };
 }
 
-const SCRIPTS = { decide: loadScript('decide'), settle: loadScript('settle') } as const;
+const SCRIPTS = {
+  decide: loadScript('decide'),
+  settle: loadScript('settle'),
+  configWrite: loadScript('config-write'),
+} as const;
 
 type ScriptCommand = (...args: Array<string | number>) => Promise<unknown>;
 
@@ -248,5 +252,69 @@ export async function runSettle(client: RedisClient, input: SettleInput): Promis
       return 'bad_credits';
     default:
       throw new UnexpectedReplyError(`settle: unknown status ${status}`);
+  }
+}
+
+/** A guarded change to one config hash; see lua/config-write.lua. */
+export interface ConfigWrite {
+  readonly key: string;
+  /** `update` needs the hash to exist, `create` needs it not to. */
+  readonly mode: 'update' | 'create';
+  /** Other config hashes that must exist. */
+  readonly requires?: readonly string[];
+  /** Fields that must still hold these raw values (`null`: must be missing). */
+  readonly expect?: Readonly<Record<string, string | null>>;
+  readonly set?: Readonly<Record<string, string>>;
+  readonly del?: readonly string[];
+  /** Integer deltas for counter fields. */
+  readonly incr?: Readonly<Record<string, number>>;
+}
+
+/** What the config-write script did. */
+export type ConfigWriteReply =
+  | { readonly status: 'done'; readonly deleted: number }
+  | { readonly status: 'missing'; readonly key: string }
+  | { readonly status: 'exists' }
+  | { readonly status: 'changed'; readonly field: string }
+  | { readonly status: 'wrong_type'; readonly key: string }
+  | { readonly status: 'bad_counter'; readonly field: string };
+
+/** Runs lua/config-write.lua. */
+export async function runConfigWrite(client: RedisClient, write: ConfigWrite): Promise<ConfigWriteReply> {
+  const keys = [write.key, ...(write.requires ?? [])];
+  const expect = Object.entries(write.expect ?? {});
+  const set = Object.entries(write.set ?? {});
+  const del = write.del ?? [];
+  const incr = Object.entries(write.incr ?? {});
+  const args: Array<string | number> = [write.mode, expect.length];
+  for (const [field, value] of expect) args.push(field, value === null ? '!' : `=${value}`);
+  args.push(set.length);
+  for (const [field, value] of set) args.push(field, value);
+  args.push(del.length, ...del, incr.length);
+  for (const [field, delta] of incr) args.push(field, delta);
+
+  const reply = arrayReply(await commandOf(client, SCRIPTS.configWrite)(keys.length, ...keys, ...args), 'config-write');
+  const status = integerAt(reply, 0, 'config-write');
+  const index = integerAt(reply, 1, 'config-write');
+  const at = <T>(list: readonly T[], position: number): T => {
+    const item = list[position];
+    if (item === undefined) throw new UnexpectedReplyError(`config-write: index ${index} out of range`);
+    return item;
+  };
+  switch (status) {
+    case 1:
+      return { status: 'done', deleted: index };
+    case 2:
+      return { status: 'missing', key: at(keys, index - 1) };
+    case 3:
+      return { status: 'exists' };
+    case 4:
+      return { status: 'changed', field: at(expect, index - 1)[0] };
+    case 5:
+      return { status: 'wrong_type', key: at(keys, index - 1) };
+    case 6:
+      return { status: 'bad_counter', field: at(incr, index - 1)[0] };
+    default:
+      throw new UnexpectedReplyError(`config-write: unknown status ${status}`);
   }
 }

@@ -1,9 +1,10 @@
-// Walks the keyspace with SCAN (never KEYS) in bounded batches, on every primary of a cluster.
+// Walks the keyspace with SCAN (never KEYS) in bounded batches, on every primary of a cluster, and reads what it finds.
 import { Cluster, type Redis } from 'ioredis';
 import { ORGANIZATION_FIELD } from '../core/config.js';
 import { userConfigKey, globLiteral } from '../core/keys.js';
 import { nameProblem } from '../core/names.js';
-import { toTollgateError, type RedisClient } from '../redis/connection.js';
+import { UnexpectedReplyError } from '../core/errors.js';
+import { toTollgateError, type RedisClient } from './connection.js';
 
 /** Keys per SCAN step: large enough for few round trips, small enough to keep a batch in memory. */
 export const SCAN_COUNT = 1000;
@@ -67,4 +68,30 @@ export async function* orgMembers(client: RedisClient, org: string): AsyncGenera
       if (values[index] === org && nameProblem(name) === null) yield name;
     }
   }
+}
+
+/**
+ * Each key's sorted set as `[member, score]` pairs, members as numbers (days), read with one
+ * pipeline on `node`. A key of another type is not a usage counter and reads as empty.
+ */
+export async function readSortedSets(node: Redis, keys: readonly string[]): Promise<Array<Array<[number, number]>>> {
+  const pipeline = node.pipeline();
+  for (const key of keys) pipeline.zrange(key, 0, '-1', 'WITHSCORES');
+  let results: Array<[Error | null, unknown]> | null;
+  try {
+    results = await pipeline.exec();
+  } catch (error) {
+    throw toTollgateError(error);
+  }
+  return keys.map((_, index) => {
+    const [error, value] = results?.[index] ?? [null, []];
+    if (error !== null) {
+      if (error.message.startsWith('WRONGTYPE')) return [];
+      throw toTollgateError(error);
+    }
+    if (!Array.isArray(value)) throw new UnexpectedReplyError('ZRANGE: unexpected reply');
+    const entries: Array<[number, number]> = [];
+    for (let i = 0; i + 1 < value.length; i += 2) entries.push([Number(value[i]), Number(value[i + 1])]);
+    return entries;
+  });
 }
