@@ -14,13 +14,14 @@ export {
 export type { CreditStatus, Decision, DecisionReason, Outcome, Reservation } from './core/accounting.js';
 export { DEFAULT_CREDIT_PRICES } from './tollgate.js';
 export { createAdminRouter, type AdminChange, type AdminRouterOptions } from './admin/router.js';
-export { AdminOperations, API_KEY_DIGEST_FIELD, apiKeyDigest, type AdminOperationsOptions, type AdminTarget } from './admin/operations.js';
+export { AdminOperations, apiKeyDigest, type AdminOperationsOptions, type AdminTarget } from './admin/operations.js';
 export { planReport, reportRows, writeReport, type ReportFormat, type ReportPlan, type ReportRow, type ReportTarget } from './admin/reports.js';
 export { TIME_FRAMES, type TimeFrame } from './admin/inputs.js';
 export { QUOTA_KINDS, METRICS, isQuotaKind, type Metric, type QuotaKind } from './core/quota-kinds.js';
 export { billingCycle, type CalendarDay, type Cycle, type CycleSpan } from './core/cycle.js';
 export { orgConfigKey, userConfigKey, usageKey, type Owner, type OwnerType } from './core/keys.js';
 export { MAX_NAME_LENGTH } from './core/names.js';
+export { API_KEY_SHA256_FIELD, MAP_KEY_FIELD } from './core/config.js';
 export {
   ERROR_CODES,
   ConflictError,

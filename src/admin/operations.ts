@@ -1,6 +1,7 @@
 // The operator's operations (show, quotas, limits, providers, orgs, API keys, credit budgets), shared by the CLI and the admin router.
 import { createHash, randomBytes } from 'node:crypto';
 import {
+  API_KEY_SHA256_FIELD,
   CREDIT_FIELDS,
   ORGANIZATION_FIELD,
   PERIOD_END_DATE_FIELD,
@@ -20,8 +21,6 @@ import { runConfigWrite, type ConfigWrite } from '../redis/scripts.js';
 import type { Tollgate } from '../tollgate.js';
 import { parseCredits, parsePeriodEndDate, parseProvider, parseQuota, toCredits } from './inputs.js';
 
-/** Field on `rails:users:<user>` holding the SHA-256 hex digest of the user's Tollgate API key. */
-export const API_KEY_DIGEST_FIELD = 'api_key_sha256';
 
 /** Every admin call is bounded: an operator should see "Redis unavailable", not a hung prompt. */
 const DEFAULT_ADMIN_TIMEOUT_MS = 5000;
@@ -114,7 +113,7 @@ function ownerOf(target: AdminTarget): Owner {
     : { type: 'org', name: assertName('org', (target as { org: string }).org) };
 }
 
-/** SHA-256 hex digest of an API key, as stored in {@link API_KEY_DIGEST_FIELD}. */
+/** SHA-256 hex digest of an API key, as stored in {@link API_KEY_SHA256_FIELD}. */
 export function apiKeyDigest(apiKey: string): string {
   return createHash('sha256').update(apiKey, 'utf8').digest('hex');
 }
@@ -172,7 +171,7 @@ export class AdminOperations {
       isolines_provider: infos[1]!.provider,
       routing_provider: infos[2]!.provider,
       period_end_date: orgHash?.[PERIOD_END_DATE_FIELD] || hash[PERIOD_END_DATE_FIELD] || null,
-      has_api_key: Boolean(hash[API_KEY_DIGEST_FIELD]),
+      has_api_key: Boolean(hash[API_KEY_SHA256_FIELD]),
       credits: org === null ? null : await this.userCredits(user),
     };
   }
@@ -296,14 +295,14 @@ export class AdminOperations {
   async createApiKey(user: string): Promise<CreatedApiKey> {
     assertName('user', user);
     const apiKey = `tg_${randomBytes(32).toString('base64url')}`;
-    await this.#write({ key: userConfigKey(user), mode: 'update', set: { [API_KEY_DIGEST_FIELD]: apiKeyDigest(apiKey) } });
+    await this.#write({ key: userConfigKey(user), mode: 'update', set: { [API_KEY_SHA256_FIELD]: apiKeyDigest(apiKey) } });
     return { username: user, apiKey };
   }
 
   /** Removes a user's API key digest; answers whether there was one. */
   async revokeApiKey(user: string): Promise<boolean> {
     assertName('user', user);
-    return (await this.#write({ key: userConfigKey(user), mode: 'update', del: [API_KEY_DIGEST_FIELD] })) === 1;
+    return (await this.#write({ key: userConfigKey(user), mode: 'update', del: [API_KEY_SHA256_FIELD] })) === 1;
   }
 
   /** An org's balance, whether budgeting is on, and its default limit (-1 when off or unset). */

@@ -2,10 +2,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { Request } from 'express';
 
-/** Field on `rails:users:<name>` holding the lowercase hex SHA-256 of the user's API key (a Tollgate addition). */
-export const API_KEY_SHA256_FIELD = 'api_key_sha256';
-/** CARTO's field holding the user's API key in clear. */
-export const MAP_KEY_FIELD = 'map_key';
+export { API_KEY_SHA256_FIELD, MAP_KEY_FIELD } from '../core/config.js';
 
 /** Longest key accepted; anything longer is refused before it is hashed. */
 export const MAX_API_KEY_LENGTH = 512;

@@ -1,4 +1,5 @@
 // Reads the API key fields of a user's config hash, for the HTTP layer's key check.
+import { API_KEY_SHA256_FIELD, MAP_KEY_FIELD } from '../core/config.js';
 import { userConfigKey } from '../core/keys.js';
 import { bounded, type RedisClient } from './connection.js';
 
@@ -15,7 +16,7 @@ export interface RawCredentials {
  */
 export async function readCredentials(client: RedisClient, user: string, timeoutMs: number): Promise<RawCredentials> {
   const [mapKey, keySha256Hex] = await bounded(timeoutMs, () =>
-    client.hmget(userConfigKey(user), 'map_key', 'api_key_sha256'),
+    client.hmget(userConfigKey(user), MAP_KEY_FIELD, API_KEY_SHA256_FIELD),
   );
   return { mapKey: mapKey || null, keySha256Hex: keySha256Hex || null };
 }
