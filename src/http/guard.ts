@@ -17,6 +17,7 @@ import {
   internalError,
   problemOf,
   quotaExceeded,
+  creditsExhausted,
   redisDown,
   sendProblem,
   unavailable,
@@ -339,6 +340,15 @@ export function quotaGuard(options: QuotaGuardOptions): QuotaGuard {
       if (journal.stats().size > 0) void journal.flush();
       const nowMs = Date.now();
       setRateLimitHeaders(res, policy, admission, nowMs);
+      if (admission.reason === 'credits_exhausted' && admission.credits !== null) {
+        throw creditsExhausted({
+          service: config.kind,
+          serviceType: admission.serviceType,
+          cost,
+          costCredits: admission.credits.costMillicredits / 1000,
+          availableCredits: admission.credits.availableMillicredits / 1000,
+        });
+      }
       if (!admission.allowed || admission.reservation === null) {
         // A refused cost is not in `used`: report usage as the quota saw it.
         throw exceeded(admission.quota, admission.used, admission.serviceType, cost, admission.resetsAt, nowMs);

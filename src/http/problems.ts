@@ -19,6 +19,8 @@ export const HTTP_ERROR_CODES = {
   unauthorized: 'ERR_TOLLGATE_UNAUTHORIZED',
   /** The request would take the quota past its limit (429). */
   quotaExceeded: 'ERR_TOLLGATE_QUOTA_EXCEEDED',
+  /** The org's credit budget does not cover the request; an admin must act (403). */
+  creditsExhausted: 'ERR_TOLLGATE_CREDITS_EXHAUSTED',
   /** The client's own input is invalid; nothing was counted (400). */
   badRequest: 'ERR_TOLLGATE_BAD_REQUEST',
   /** Fail-open could not admit: its local journal is full (503). */
@@ -170,6 +172,37 @@ export function quotaExceeded(facts: QuotaExceededFacts): HttpProblem {
     },
     { 'Retry-After': String(facts.retryAfterSeconds) },
   );
+}
+
+/** What a 403 reports about a request its credit budget does not cover (SPEC 6). */
+export interface CreditsExhaustedFacts {
+  readonly service: string;
+  readonly serviceType: string;
+  /** Units the refused request asked for. */
+  readonly cost: number;
+  /** What they would cost, and what the user may still spend, in credits. */
+  readonly costCredits: number;
+  readonly availableCredits: number;
+}
+
+/**
+ * The 403 of a request its credit budget does not cover. Not a 429: budgets do not reset
+ * with the billing cycle, an admin has to allocate or add credits, so there is no
+ * `Retry-After` to give.
+ */
+export function creditsExhausted(facts: CreditsExhaustedFacts): HttpProblem {
+  return new HttpProblem({
+    type: `${PROBLEM_TYPE_PREFIX}credits-exhausted`,
+    title: 'Credits exhausted',
+    status: 403,
+    detail: 'You have reached the limit of your credits; an administrator must allocate more',
+    code: HTTP_ERROR_CODES.creditsExhausted,
+    service: facts.service,
+    serviceType: facts.serviceType,
+    cost: facts.cost,
+    costCredits: facts.costCredits,
+    availableCredits: facts.availableCredits,
+  });
 }
 
 /** Seconds a client should wait before retrying while Redis is away. */
