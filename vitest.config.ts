@@ -7,5 +7,8 @@ export default defineConfig({
     testTimeout: 30_000,
     hookTimeout: 60_000,
     pool: 'forks',
+    // With REDIS_URL every file shares one server: run files one at a time so a test's
+    // keyspace snapshot never sees another file's keys appear.
+    fileParallelism: !process.env.REDIS_URL,
   },
 });
