@@ -10,8 +10,10 @@ import {
   NotFoundError,
   RedisUnavailableError,
   TollgateError,
+  type TollgateErrorCode,
 } from '../core/errors.js';
 import { quotaKindSpec } from '../core/quota-kinds.js';
+import { HTTP_ERROR_CODES, HttpProblem, PROBLEM_TYPE_PREFIX, sendProblem, type HttpErrorCode } from '../http/problems.js';
 import { serverTimeMs } from '../redis/accounts.js';
 import type { Tollgate } from '../tollgate.js';
 import { parseSwitch } from './inputs.js';
@@ -60,13 +62,31 @@ function statusOf(error: TollgateError): number {
   return 500;
 }
 
+const TITLES: Readonly<Record<number, string>> = {
+  400: 'Bad request',
+  401: 'Unauthorized',
+  403: 'Forbidden',
+  404: 'Not found',
+  409: 'Conflict',
+  422: 'Unusable configuration',
+  500: 'Internal error',
+  503: 'Service unavailable',
+};
+
+/** An RFC 9457 problem, the same shape the quota middleware answers with. */
+function problem(status: number, code: HttpErrorCode | TollgateErrorCode, detail: string, headers: Record<string, string> = {}): HttpProblem {
+  const title = TITLES[status] ?? 'Error';
+  const slug = title.toLowerCase().replace(/ /g, '-');
+  return new HttpProblem({ type: `${PROBLEM_TYPE_PREFIX}admin-${slug}`, title, status, detail, code }, headers);
+}
+
 /** SHA-256 first, so the constant-time comparison sees equal lengths whatever was sent. */
 const digest = (value: string): Buffer => createHash('sha256').update(value, 'utf8').digest();
 
 /**
  * Builds the admin router. Mount it where the host app wants it (`app.use('/admin', router)`).
  * Every route needs `Authorization: Bearer <token>`: 401 without one, 403 with a wrong one.
- * Bodies are JSON; errors answer `{ error: { code, message } }` with a 4xx/5xx status.
+ * Bodies are JSON; errors are RFC 9457 problem+json with a stable `code`.
  */
 export function createAdminRouter(options: AdminRouterOptions): Router {
   const parsed = optionsSchema.safeParse(options);
@@ -84,13 +104,11 @@ export function createAdminRouter(options: AdminRouterOptions): Router {
     const header = req.get('authorization');
     const match = header === undefined ? null : /^Bearer[ ]+(\S+)\s*$/i.exec(header);
     if (match === null) {
-      res.status(401).set('WWW-Authenticate', 'Bearer realm="tollgate-admin"').json({
-        error: { code: 'UNAUTHORIZED', message: 'missing bearer token' },
-      });
+      sendProblem(res, problem(401, HTTP_ERROR_CODES.unauthorized, 'missing bearer token', { 'WWW-Authenticate': 'Bearer realm="tollgate-admin"' }));
       return;
     }
     if (!timingSafeEqual(digest(match[1]!), expected)) {
-      res.status(403).json({ error: { code: 'FORBIDDEN', message: 'wrong token' } });
+      sendProblem(res, problem(403, HTTP_ERROR_CODES.forbidden, 'wrong token'));
       return;
     }
     next();
@@ -237,16 +255,16 @@ export function createAdminRouter(options: AdminRouterOptions): Router {
   router.use((error: unknown, _req: Request, res: Response, next: NextFunction) => {
     if (res.headersSent) return next(error);
     if (error instanceof TollgateError) {
-      res.status(statusOf(error)).json({ error: { code: error.code, message: error.message } });
+      sendProblem(res, problem(statusOf(error), error.code, error.message));
       return;
     }
     const status = (error as { status?: unknown }).status;
     if (typeof status === 'number' && status >= 400 && status < 500) {
       // express.json's own errors: malformed or oversized bodies.
-      res.status(status).json({ error: { code: ERROR_CODES.invalidArgument, message: 'malformed or oversized JSON body' } });
+      sendProblem(res, problem(status, ERROR_CODES.invalidArgument, 'malformed or oversized JSON body'));
       return;
     }
-    res.status(500).json({ error: { code: 'INTERNAL', message: 'internal error' } });
+    sendProblem(res, problem(500, HTTP_ERROR_CODES.internal, 'internal error'));
   });
   return router;
 }

@@ -8,6 +8,7 @@ import {
   NotFoundError,
   RedisUnavailableError,
   type TollgateError,
+  type TollgateErrorCode,
 } from '../core/errors.js';
 
 /**
@@ -15,8 +16,10 @@ import {
  * Listed in docs/http.md; a code never changes meaning once released.
  */
 export const HTTP_ERROR_CODES = {
-  /** Missing, unknown or wrong API key, or a key of another user (401). */
+  /** Missing, unknown or wrong API key, or a key of another user (401); a missing admin token. */
   unauthorized: 'ERR_TOLLGATE_UNAUTHORIZED',
+  /** The admin API was given a token, and it is not the right one (403). */
+  forbidden: 'ERR_TOLLGATE_FORBIDDEN',
   /** The request would take the quota past its limit (429). */
   quotaExceeded: 'ERR_TOLLGATE_QUOTA_EXCEEDED',
   /** The org's credit budget does not cover the request; an admin must act (403). */
@@ -52,7 +55,8 @@ export interface ProblemBody {
   readonly title: string;
   readonly status: number;
   readonly detail: string;
-  readonly code: HttpErrorCode;
+  /** An HTTP-layer code, or the engine's code of the error behind the problem. */
+  readonly code: HttpErrorCode | TollgateErrorCode;
   readonly [extension: string]: unknown;
 }
 

@@ -78,7 +78,7 @@ describe('admin endpoints', () => {
     const org = fresh('api-o');
     expect((await call('POST', '/users', { name: user })).status).toBe(201);
     expect((await call('POST', '/orgs', { name: org })).status).toBe(201);
-    expect((await call('POST', '/orgs', { name: org })).json.error.code).toBe('ERR_TOLLGATE_ALREADY_EXISTS');
+    expect((await call('POST', '/orgs', { name: org })).json.code).toBe('ERR_TOLLGATE_ALREADY_EXISTS');
     expect((await call('PUT', `/orgs/${org}/quota/geocoding`, { quota: 500 })).status).toBe(200);
     expect((await call('PUT', `/users/${user}/quota/routing`, { quota: '20' })).status).toBe(200);
     expect((await call('PUT', `/users/${user}/soft-limit/geocoding`, { enabled: true })).status).toBe(200);
@@ -219,7 +219,8 @@ describe('admin endpoints', () => {
     ];
     for (const [method, path, body, status, code] of cases) {
       const response = await call(method, path, body);
-      expect([path, response.status, response.json?.error?.code]).toEqual([path, status, code]);
+      expect([path, response.status, response.json?.code]).toEqual([path, status, code]);
+      expect(response.headers.get('content-type')).toMatch(/^application\/problem\+json/);
     }
     const malformed = await fetch(`${base}/users/${user}/quota/geocoding`, {
       method: 'PUT',
