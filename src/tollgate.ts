@@ -177,6 +177,21 @@ export interface UsageSummary {
 
 type ParsedOptions = z.output<typeof optionsSchema>;
 
+/** The admission a consume has sent and not yet heard back about. */
+interface InFlight {
+  reservation: Reservation | null;
+  readonly startedMs: number;
+}
+
+/** Slack past a caller's deadline before refunding, for the clocks' granularity. */
+const DEADLINE_MARGIN_MS = 50;
+
+/** A pause that does not keep the process alive. */
+const sleep = (ms: number): Promise<void> =>
+  new Promise((resolve) => {
+    setTimeout(resolve, ms).unref();
+  });
+
 /**
  * Quota enforcement on Redis. Construct once per process and share it; every method is
  * safe to call concurrently from any number of processes.
@@ -191,6 +206,9 @@ export class Tollgate {
   readonly #ownsClient: boolean;
   readonly #options: Readonly<ParsedOptions>;
   readonly #accounts: AccountCache;
+  /** Refunds of admissions whose answer was lost, still running. */
+  readonly #refunds = new Set<Promise<void>>();
+  #closing = false;
 
   constructor(options: TollgateOptions) {
     const parsed = optionsSchema.safeParse(options);
@@ -228,10 +246,21 @@ export class Tollgate {
   async consume(request: ConsumeRequest): Promise<Admission> {
     const { user, kind, cost } = this.#validate(request);
     const requestId = request.requestId === undefined ? null : assertName('request id', request.requestId);
-    return this.#bounded(async () => {
-      const { decision, reservation, replayed } = await this.#decide(user, kind, cost, 'consume', requestId);
-      return Object.freeze({ ...decision, reservation, replayed });
-    });
+    const unanswered: InFlight = { reservation: null, startedMs: performance.now() };
+    try {
+      return await this.#bounded(async () => {
+        const { decision, reservation, replayed } = await this.#decide(user, kind, cost, 'consume', requestId, unanswered);
+        return Object.freeze({ ...decision, reservation, replayed });
+      });
+    } catch (error) {
+      // The caller is told Redis was unavailable. If an admission was sent and never answered,
+      // it may still have charged: refund it, unless a request id lets the caller's retry
+      // collect that admission instead (then it is charged once and served once).
+      if (error instanceof RedisUnavailableError && requestId === null && unanswered.reservation !== null) {
+        this.#refundUnanswered(unanswered.reservation, unanswered.startedMs);
+      }
+      throw error;
+    }
   }
 
   /**
@@ -360,8 +389,43 @@ export class Tollgate {
   }
 
   /** Closes the Redis connection if Tollgate opened it; a client passed in is left to its owner. */
+  /**
+   * Waits for refunds of unanswered admissions still in progress (each gives up after one
+   * more attempt once closing), then closes the Redis connection if Tollgate opened it; a
+   * client passed in is left to its owner. A refund that cannot reach Redis before then is
+   * abandoned: that charge stays, which never lets usage pass a quota.
+   */
   async close(): Promise<void> {
+    this.#closing = true;
+    await Promise.allSettled([...this.#refunds]);
     if (this.#ownsClient) await this.#client.quit().catch(() => this.#client.disconnect());
+  }
+
+  /**
+   * Settles an admission whose answer was lost as `failed`, retrying while Redis is away.
+   * It first waits out the caller's deadline: past it decide.lua refuses to charge, so no
+   * copy of the admission (a re-send after reconnecting) can land after this refund.
+   */
+  #refundUnanswered(reservation: Reservation, startedMs: number): void {
+    const refund = (async () => {
+      await sleep(Math.max(0, startedMs + this.#options.timeoutMs - performance.now()) + DEADLINE_MARGIN_MS);
+      const giveUpAt = Date.now() + this.#options.reservationTtlMs;
+      let pauseMs = 100;
+      for (;;) {
+        try {
+          await this.settle(reservation, 'failed');
+          return;
+        } catch (error) {
+          // Unknown reservation: the admission never charged. Anything but "unavailable": nothing to retry.
+          if (!(error instanceof RedisUnavailableError)) return;
+        }
+        if (this.#closing || Date.now() >= giveUpAt) return;
+        await sleep(pauseMs);
+        pauseMs = Math.min(pauseMs * 2, 5000);
+      }
+    })();
+    this.#refunds.add(refund);
+    void refund.finally(() => this.#refunds.delete(refund));
   }
 
   #validate(request: CheckRequest): { user: string; kind: QuotaKind; cost: number } {
@@ -385,6 +449,7 @@ export class Tollgate {
     cost: number,
     mode: 'check' | 'consume',
     requestId: string | null,
+    unanswered?: InFlight,
   ): Promise<{ decision: Decision; account: Account; reservation: Reservation | null; replayed: boolean }> {
     const startedMs = performance.now();
     for (let attempt = 1; attempt <= this.#options.maxAttempts; attempt += 1) {
@@ -412,6 +477,7 @@ export class Tollgate {
         day: plan.day,
         cost,
       };
+      if (unanswered !== undefined) unanswered.reservation = reservation;
       const reply: DecideReply = await runDecide(this.#client, {
         reservationKey: reservationKey(reservation.id),
         requestIdKey: requestId === null ? null : requestIdKey(user, requestId),
@@ -434,6 +500,7 @@ export class Tollgate {
         // caller gives up, on the server's clock.
         deadlineMs: Math.floor(snapshot.serverNowMs + budgetMs),
       });
+      if (unanswered !== undefined) unanswered.reservation = null;
       switch (reply.status) {
         case 'config_changed':
         case 'day_changed':

@@ -1,0 +1,78 @@
+// Lost replies: a consume whose answer never arrives is not left charged while the caller was told "unavailable".
+import { Redis } from 'ioredis';
+import { describe, expect, it, vi } from 'vitest';
+import { RedisUnavailableError, Tollgate } from '../../src/index.js';
+import { useNames, writeUser } from '../helpers/fixtures.js';
+import { startLossyProxy } from '../helpers/proxy.js';
+import { useTestRedis } from '../helpers/redis.js';
+
+const redis = useTestRedis();
+const name = useNames(redis.client);
+const count = async (user: string, metric: string): Promise<number> => {
+  const month = new Date().toISOString().slice(0, 7).replace('-', '');
+  const scores = await redis.client().zrange(`user:${user}:geocoder_here:${metric}:${month}`, 0, '-1', 'WITHSCORES');
+  return scores.reduce((sum, value, i) => (i % 2 === 1 ? sum + Number(value) : sum), 0);
+};
+
+/** A Tollgate talking to the test Redis through a proxy that can lose replies; its config cached. */
+async function lossyTollgate(): Promise<{ gate: Tollgate; proxy: Awaited<ReturnType<typeof startLossyProxy>>; done: () => Promise<void> }> {
+  const proxy = await startLossyProxy(redis.url());
+  // A client with ioredis defaults, as a host app would pass one: it re-sends unanswered commands on reconnect.
+  const connection = new Redis(proxy.url);
+  connection.on('error', () => undefined);
+  const gate = new Tollgate({ redis: connection, timeoutMs: 300, configCacheMs: 60_000 });
+  return {
+    gate,
+    proxy,
+    done: async () => {
+      await gate.close();
+      connection.disconnect();
+      await proxy.close();
+    },
+  };
+}
+
+describe('a consume whose reply is lost', () => {
+  it('is refunded once Redis is reachable again: answered "unavailable" means not charged', async () => {
+    const user = name('u');
+    await writeUser(redis.client(), user, { geocoding_quota: '10' });
+    const { gate, proxy, done } = await lossyTollgate();
+    try {
+      await gate.consume({ user, kind: 'geocoding' }); // reads and caches the config
+      proxy.dropReplies(true);
+      const lost = await gate.consume({ user, kind: 'geocoding' }).catch((error: unknown) => error);
+      expect(lost).toBeInstanceOf(RedisUnavailableError);
+      // The script did run: Redis charged it, though its answer never came back.
+      expect(await count(user, 'success_responses')).toBe(2);
+      // The network heals the way networks do: the connection breaks and the client reconnects.
+      proxy.dropReplies(false);
+      proxy.cutConnections();
+      await vi.waitFor(async () => expect(await count(user, 'failed_responses')).toBe(1), { timeout: 10_000, interval: 50 });
+      expect(await count(user, 'success_responses')).toBe(1);
+      expect(await count(user, 'total_requests')).toBe(2);
+    } finally {
+      await done();
+    }
+  });
+
+  it('with a request id stays charged: the retry gets the original admission instead', async () => {
+    const user = name('u');
+    await writeUser(redis.client(), user, { geocoding_quota: '10' });
+    const { gate, proxy, done } = await lossyTollgate();
+    try {
+      await gate.consume({ user, kind: 'geocoding' });
+      proxy.dropReplies(true);
+      const lost = await gate.consume({ user, kind: 'geocoding', requestId: 'job-1' }).catch((error: unknown) => error);
+      expect(lost).toBeInstanceOf(RedisUnavailableError);
+      proxy.dropReplies(false);
+      proxy.cutConnections();
+      const retry = await vi.waitFor(() => gate.consume({ user, kind: 'geocoding', requestId: 'job-1' }), { timeout: 10_000, interval: 100 });
+      expect(retry).toMatchObject({ allowed: true, replayed: true, used: 2 });
+      await gate.close();
+      expect(await count(user, 'success_responses')).toBe(2);
+      expect(await count(user, 'failed_responses')).toBe(0);
+    } finally {
+      await done();
+    }
+  });
+});
