@@ -12,8 +12,8 @@ import {
 import { RedisUnavailableError, ReservationError, TollgateError } from '../core/errors.js';
 import { usageKey } from '../core/keys.js';
 import { quotaKindSpec } from '../core/quota-kinds.js';
-import { bounded, toTollgateError, type RedisClient } from '../redis/connection.js';
-import { dedicatedConnection, writeJournalEntry } from '../redis/journal-writeback.js';
+import { bounded, toTollgateError } from '../redis/connection.js';
+import { writeJournalEntry } from '../redis/journal-writeback.js';
 import type { Tollgate } from '../tollgate.js';
 
 /** Units a fail-open request consumed while Redis was down, to be written when it is back. */
@@ -90,7 +90,6 @@ export interface LocalJournalOptions {
 export class LocalJournal {
   readonly #entries = new Map<string, JournalEntry>();
   readonly #options: LocalJournalOptions;
-  #connection: RedisClient | null = null;
   #timer: NodeJS.Timeout | null = null;
   #flushing: Promise<FlushResult> | null = null;
   #written = 0;
@@ -149,14 +148,11 @@ export class LocalJournal {
     return this.#flushing;
   }
 
-  /** Stops the retry timer and closes the write-back connection; entries still held are reported, not written. */
+  /** Stops the retry timer; entries still held are reported, not written. */
   async close(): Promise<void> {
     if (this.#timer !== null) clearInterval(this.#timer);
     this.#timer = null;
     await this.#flushing?.catch(() => undefined);
-    const connection = this.#connection;
-    this.#connection = null;
-    if (connection !== null) await connection.quit().catch(() => connection.disconnect());
   }
 
   /** Retries on a timer while anything is held; the timer never keeps the process alive. */
@@ -200,17 +196,9 @@ export class LocalJournal {
       return;
     }
     const breakdown = entry.breakdown as Breakdown;
-    const connection = this.#writeBackConnection();
     await bounded(this.#options.timeoutMs, () =>
-      writeJournalEntry(connection, entry.id, entry.day, usageIncrements(entry, breakdown)),
+      writeJournalEntry(this.#options.tollgate.redis, entry.id, entry.day, usageIncrements(entry, breakdown)),
     );
-  }
-
-  /** WATCH needs a connection nobody else interleaves commands on. */
-  #writeBackConnection(): RedisClient {
-    const connection = this.#connection ?? dedicatedConnection(this.#options.tollgate.redis);
-    this.#connection = connection;
-    return connection;
   }
 }
 

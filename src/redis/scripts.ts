@@ -39,6 +39,7 @@ const SCRIPTS = {
   decide: loadScript('decide'),
   settle: loadScript('settle'),
   configWrite: loadScript('config-write'),
+  applyOnce: loadScript('apply-once'),
 } as const;
 
 type ScriptCommand = (...args: Array<string | number>) => Promise<unknown>;
@@ -316,5 +317,29 @@ export async function runConfigWrite(client: RedisClient, write: ConfigWrite): P
       return { status: 'bad_counter', field: at(incr, index - 1)[0] };
     default:
       throw new UnexpectedReplyError(`config-write: unknown status ${status}`);
+  }
+}
+
+/** What the apply-once script did. */
+export type ApplyOnceReply = 'applied' | 'already_applied' | 'wrong_type';
+
+/** Runs lua/apply-once.lua: `increments` at `day`, unless `markerKey` says they were applied. */
+export async function runApplyOnce(
+  client: RedisClient,
+  input: { readonly markerKey: string; readonly day: string; readonly markerTtlMs: number; readonly increments: readonly Increment[] },
+): Promise<ApplyOnceReply> {
+  const keys = [input.markerKey, ...input.increments.map((inc) => inc.key)];
+  const args = [input.day, input.markerTtlMs, ...input.increments.map((inc) => inc.delta)];
+  const reply = arrayReply(await commandOf(client, SCRIPTS.applyOnce)(keys.length, ...keys, ...args), 'apply-once');
+  const status = integerAt(reply, 0, 'apply-once');
+  switch (status) {
+    case 1:
+      return 'applied';
+    case 2:
+      return 'already_applied';
+    case 5:
+      return 'wrong_type';
+    default:
+      throw new UnexpectedReplyError(`apply-once: unknown status ${status}`);
   }
 }

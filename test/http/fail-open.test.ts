@@ -202,4 +202,20 @@ describe('fail-open', () => {
       await admin.del(key, journalMarkerKey(entryId));
     }
   });
+
+  it('a write-back meeting a key of the wrong type writes nothing at all, marker included', async () => {
+    const user = uniqueName('u');
+    const good = `user:${user}:geocoder_here:success_responses:202611`;
+    const bad = `org:${user}:geocoder_here:success_responses:202611`;
+    const entryId = `entry-${user}`;
+    await admin.set(bad, 'not a sorted set');
+    try {
+      await expect(writeJournalEntry(admin, entryId, '22', [{ key: good, delta: 3 }, { key: bad, delta: 3 }])).rejects.toMatchObject({
+        code: 'ERR_TOLLGATE_INVALID_CONFIG',
+      });
+      expect(await admin.exists(good, journalMarkerKey(entryId))).toBe(0);
+    } finally {
+      await admin.del(good, bad, journalMarkerKey(entryId));
+    }
+  });
 });
