@@ -18,7 +18,7 @@ import {
   type Reservation,
 } from './core/accounting.js';
 import { CREDIT_FIELDS, resolveAccount, resolveCreditBudget, resolveOwnerSettings, type Account } from './core/config.js';
-import { billingCycle, utcDay } from './core/cycle.js';
+import { billingCycle, dayStartMs, utcDay } from './core/cycle.js';
 import {
   ContentionError,
   ERROR_CODES,
@@ -375,13 +375,12 @@ export class Tollgate {
           if (day >= read.span.fromDay && day <= read.span.toDay) metrics[read.metric] += Number(flat[i + 1]);
         }
       });
-      const toDate = (d: { year: number; month: number; day: number }): Date => new Date(Date.UTC(d.year, d.month - 1, d.day));
       return Object.freeze({
         owner: target,
         kind,
         serviceType,
-        cycleStart: toDate(cycle.start),
-        resetsAt: toDate(cycle.nextStart),
+        cycleStart: new Date(dayStartMs(cycle.start)),
+        resetsAt: new Date(dayStartMs(cycle.nextStart)),
         metrics: Object.freeze(metrics),
         used: spec.countedMetrics.reduce((sum, metric) => sum + metrics[metric], 0),
       });

@@ -2,7 +2,7 @@
 import { pipeline } from 'node:stream/promises';
 import { Readable, type Writable } from 'node:stream';
 import { stringify } from 'csv-stringify';
-import { daysInMonth, dayMember, utcDay, yyyymm, type CalendarDay } from '../core/cycle.js';
+import { daysInMonth, dayMember, dayStartMs, utcDay, yyyymm, type CalendarDay } from '../core/cycle.js';
 import { ERROR_CODES, NotFoundError } from '../core/errors.js';
 import { creditLedgerKey, globLiteral, orgConfigKey, usageKeyPattern, userConfigKey } from '../core/keys.js';
 import { assertName } from '../core/names.js';
@@ -56,7 +56,6 @@ export const CSV_COLUMNS = ['date', 'user', 'service_type', 'metric', 'count', '
 const MS_PER_DAY = 86_400_000;
 const USAGE_KEY = /^user:([^:]+):([^:]+):([a-z_]+):(\d{4})(\d{2})$/;
 
-const toMs = (day: CalendarDay): number => Date.UTC(day.year, day.month - 1, day.day);
 const isoDate = (day: CalendarDay): string =>
   `${String(day.year).padStart(4, '0')}-${String(day.month).padStart(2, '0')}-${dayMember(day.day)}`;
 
@@ -68,8 +67,8 @@ export function planReport(request: ReportRequest, todayMs: number): ReportPlan 
   const frame = parseTimeFrame(request.frame ?? '30days');
   const days = TIME_FRAMES[frame];
   const firstMs = request.from === undefined || request.from === null || request.from === ''
-    ? toMs(utcDay(todayMs)) - (days - 1) * MS_PER_DAY
-    : toMs(parseDay(request.from));
+    ? dayStartMs(utcDay(todayMs)) - (days - 1) * MS_PER_DAY
+    : dayStartMs(parseDay(request.from));
   return { target, frame, first: utcDay(firstMs), last: utcDay(firstMs + (days - 1) * MS_PER_DAY) };
 }
 

@@ -1,6 +1,6 @@
 // Pure accounting: which keys a decision reads and writes, and how a settlement moves a charge.
 import { MAX_COUNT, type Account, type CreditBudget, type FingerprintPart } from './config.js';
-import { billingCycle, dayMember, dayWindowMs, utcDay, yyyymm, type CalendarDay, type Cycle } from './cycle.js';
+import { billingCycle, dayMember, dayStartMs, dayWindowMs, utcDay, yyyymm, type CalendarDay, type Cycle } from './cycle.js';
 import { ERROR_CODES, InvalidInputError } from './errors.js';
 import { creditLedgerKey, usageKey, type Owner } from './keys.js';
 import { assertName } from './names.js';
@@ -115,6 +115,24 @@ export function assertCost(cost: unknown): number {
   return cost;
 }
 
+/**
+ * The keys an admission adds its cost to: the kind's charged metric and total_requests, for
+ * the user and, for a member, its org, in the month of admission.
+ */
+export function admissionKeys(charge: {
+  readonly user: string;
+  readonly org: string | null;
+  readonly kind: QuotaKind;
+  readonly serviceType: string;
+  readonly yyyymm: string;
+}): string[] {
+  const spec = quotaKindSpec(charge.kind);
+  return recordingOwners(charge.user, charge.org).flatMap((owner) => [
+    usageKey(owner, charge.serviceType, spec.chargedMetric, charge.yyyymm),
+    usageKey(owner, charge.serviceType, 'total_requests', charge.yyyymm),
+  ]);
+}
+
 /** Plans a decision for `account` at the UTC day of `nowMs`. */
 export function planDecision(account: Account, nowMs: number): DecisionPlan {
   const spec = quotaKindSpec(account.kind);
@@ -129,10 +147,7 @@ export function planDecision(account: Account, nowMs: number): DecisionPlan {
     })),
   );
   const month = yyyymm(day.year, day.month);
-  const chargeKeys = recordingOwners(account.user, account.org).flatMap((owner) => [
-    usageKey(owner, account.serviceType, spec.chargedMetric, month),
-    usageKey(owner, account.serviceType, 'total_requests', month),
-  ]);
+  const chargeKeys = admissionKeys({ ...account, yyyymm: month });
   const window = dayWindowMs(day);
   return {
     cycle,
@@ -256,7 +271,6 @@ export function decisionOf(
   else if (softLimit) reason = 'soft_limit';
   else if (quota === 0) reason = 'no_quota';
   else reason = result.allowed ? 'within_quota' : 'quota_exceeded';
-  const toDate = (day: CalendarDay): Date => new Date(Date.UTC(day.year, day.month - 1, day.day));
   return Object.freeze({
     allowed: result.allowed,
     reason,
@@ -269,8 +283,8 @@ export function decisionOf(
     cost: result.cost,
     remaining: Math.max(0, quota - result.used),
     softLimit,
-    cycleStart: toDate(plan.cycle.start),
-    resetsAt: toDate(plan.cycle.nextStart),
+    cycleStart: new Date(dayStartMs(plan.cycle.start)),
+    resetsAt: new Date(dayStartMs(plan.cycle.nextStart)),
     credits:
       credits === null
         ? null

@@ -1,8 +1,8 @@
 // The bounded in-memory journal of what could not reach Redis: fail-open usage and unsent settlements.
 import { randomUUID } from 'node:crypto';
 import {
+  admissionKeys,
   breakdownOf,
-  recordingOwners,
   settlementIncrements,
   type Breakdown,
   type Increment,
@@ -10,8 +10,6 @@ import {
   type Reservation,
 } from '../core/accounting.js';
 import { RedisUnavailableError, ReservationError, TollgateError } from '../core/errors.js';
-import { usageKey } from '../core/keys.js';
-import { quotaKindSpec } from '../core/quota-kinds.js';
 import { bounded, toTollgateError } from '../redis/connection.js';
 import { writeJournalEntry } from '../redis/journal-writeback.js';
 import type { Tollgate } from '../tollgate.js';
@@ -60,14 +58,9 @@ export interface FlushResult {
  * then the settlement's moves, merged per key.
  */
 export function usageIncrements(entry: UsageEntry, breakdown: Breakdown): Increment[] {
-  const spec = quotaKindSpec(entry.kind);
-  const charge: Increment[] = recordingOwners(entry.user, entry.org).flatMap((owner) => [
-    { key: usageKey(owner, entry.serviceType, spec.chargedMetric, entry.yyyymm), delta: entry.cost },
-    { key: usageKey(owner, entry.serviceType, 'total_requests', entry.yyyymm), delta: entry.cost },
-  ]);
-  const reservation: Reservation = { ...entry, id: entry.id };
+  const charge: Increment[] = admissionKeys(entry).map((key) => ({ key, delta: entry.cost }));
   const totals = new Map<string, number>();
-  for (const { key, delta } of [...charge, ...settlementIncrements(reservation, breakdown)]) {
+  for (const { key, delta } of [...charge, ...settlementIncrements(entry, breakdown)]) {
     totals.set(key, (totals.get(key) ?? 0) + delta);
   }
   return [...totals].filter(([, delta]) => delta !== 0).map(([key, delta]) => ({ key, delta }));

@@ -43,7 +43,7 @@ function pipelineResult(results: Array<[Error | null, unknown]> | null, index: n
 /** Reads the org hash; throws {@link NotFoundError} when the org has none. */
 export async function readOrg(client: RedisClient, org: string): Promise<{ key: string; hash: RawHash }> {
   const key = orgConfigKey(org);
-  const hash = hashReply(await client.hgetall(key));
+  const hash = await readHash(client, key);
   if (Object.keys(hash).length === 0) throw new NotFoundError(ERROR_CODES.unknownOrg, `unknown org: no ${key} hash`);
   return { key, hash };
 }
