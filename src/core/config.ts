@@ -14,10 +14,7 @@ export const MAX_COUNT = 1e15;
 
 /** Field on a user hash naming the org the user belongs to (a Tollgate addition). */
 export const ORGANIZATION_FIELD = 'organization';
-/** CARTO's field on a user hash holding the user's API key in clear. */
-export const MAP_KEY_FIELD = 'map_key';
-/** Field on a user hash holding the lowercase hex SHA-256 of a Tollgate API key (a Tollgate addition). */
-export const API_KEY_SHA256_FIELD = 'api_key_sha256';
+export { API_KEY_SHA256_FIELD, MAP_KEY_FIELD } from './api-keys.js';
 /** Field with the billing-cycle anchor date on user and org hashes. */
 export const PERIOD_END_DATE_FIELD = 'period_end_date';
 
