@@ -107,6 +107,30 @@ export function poolOwner(user: string, org: string | null): Owner {
   return org === null ? { type: 'user', name: user } : { type: 'org', name: org };
 }
 
+/** What the decision rule of SPEC 4 looks at. */
+export interface RuleInput {
+  readonly softLimit: boolean;
+  readonly quota: number;
+  /** Usage this cycle before the request. */
+  readonly used: number;
+  readonly cost: number;
+}
+
+/**
+ * SPEC 4, written once: `allowed = soft_limit OR (quota > 0 AND used + cost <= quota)`. Every
+ * TypeScript path that judges (fail-open, bulk checks, views) calls this; decide.lua applies the
+ * same rule inside the atomic step.
+ */
+export function admits(rule: RuleInput): boolean {
+  return rule.softLimit || (rule.quota > 0 && rule.used + rule.cost <= rule.quota);
+}
+
+/** How many of `units` the rule admits now: all under a soft limit, else what the quota has left. */
+export function admissibleUnits(rule: Omit<RuleInput, 'cost'>, units: number): number {
+  if (rule.softLimit) return units;
+  return Math.max(0, Math.min(units, rule.quota - rule.used));
+}
+
 /** Checks a cost: a positive integer no larger than {@link MAX_COUNT}. */
 export function assertCost(cost: unknown): number {
   if (typeof cost !== 'number' || !Number.isSafeInteger(cost) || cost < 1 || cost > MAX_COUNT) {
