@@ -1,8 +1,7 @@
 // The Express middleware: identify the caller, admit the cost atomically before the handler, settle when the response ends.
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
 import { z } from 'zod';
-import { breakdownOf, type Decision, type Outcome, type Reservation } from '../core/accounting.js';
-import { MAX_COUNT } from '../core/config.js';
+import { MAX_COST, breakdownOf, type Decision, type Outcome, type Reservation } from '../core/accounting.js';
 import { dayMember, utcDay, yyyymm } from '../core/cycle.js';
 import { ERROR_CODES, InvalidInputError, RedisUnavailableError, TollgateError } from '../core/errors.js';
 import { QUOTA_KINDS, type QuotaKind } from '../core/quota-kinds.js';
@@ -313,7 +312,7 @@ export function quotaGuard(options: QuotaGuardOptions): QuotaGuard {
       if (error instanceof HttpProblem) throw error;
       throw internalError(HTTP_ERROR_CODES.internal, 'The cost of this request could not be computed', error);
     }
-    if (!Number.isSafeInteger(cost) || cost < 1 || cost > MAX_COUNT) {
+    if (!Number.isSafeInteger(cost) || cost < 1 || cost > MAX_COST) {
       throw internalError(HTTP_ERROR_CODES.internal, 'The cost of this request could not be computed', new Error(`cost function returned ${String(cost)}`));
     }
     return cost;
