@@ -21,7 +21,7 @@ import {
   type Outcome,
   type Reservation,
 } from './core/accounting.js';
-import { apiKeyMatches, sha256, storedApiKeys, type StoredApiKey } from './core/api-keys.js';
+import { MAX_API_KEY_LENGTH, apiKeyMatches, sha256, storedApiKeys, type StoredApiKey } from './core/api-keys.js';
 import { CREDIT_FIELDS, resolveAccount, resolveCreditBudget, resolveOwnerSettings, type Account } from './core/config.js';
 import { billingCycle, dayStartMs, utcDay } from './core/cycle.js';
 import {
@@ -39,7 +39,7 @@ import {
 import { orgConfigKey, requestIdKey, reservationSlot, usageKey, userConfigKey, type Owner } from './core/keys.js';
 import { assertName } from './core/names.js';
 import { METRICS, quotaKindSpec, type Metric, type QuotaKind } from './core/quota-kinds.js';
-import { AccountCache, readOrg, serverTimeMs, type CachedAccount } from './redis/accounts.js';
+import { AccountCache, readHash, readOrg, serverTimeMs, type CachedAccount } from './redis/accounts.js';
 import { bounded, connect, type RedisClient } from './redis/connection.js';
 import { ReservationIds, SettleBatcher } from './redis/reservations.js';
 import { compileDecidePlan, defineScripts, runDecide, type CompiledPlan, type DecideReply } from './redis/scripts.js';
@@ -238,8 +238,6 @@ interface Decided {
 const DEADLINE_MARGIN_MS = 50;
 /** Key of the parsed API keys in a cached account's derived data. */
 const API_KEYS = 'apiKeys';
-/** Longest API key accepted; anything longer is refused before it is hashed. */
-const MAX_API_KEY_LENGTH = 512;
 
 /** A pause that does not keep the process alive. */
 const sleep = (ms: number): Promise<void> =>
@@ -566,30 +564,48 @@ export class Tollgate {
   }
 
   /**
+   * Checks an API key against a user hash just read: one HGETALL of `rails:users:<user>`. An
+   * unknown user and a wrong key take the same path and end alike, in {@link AuthenticationError}.
+   */
+  async #authenticateFresh(user: string, apiKey: Buffer): Promise<void> {
+    const hash = await readHash(this.#client, userConfigKey(user));
+    const keys = Object.keys(hash).length === 0 ? [] : storedApiKeys(hash);
+    if (!apiKeyMatches(apiKey, keys, Date.now()) || keys.length === 0) throw new AuthenticationError();
+  }
+
+  /**
+   * Authenticates a caller without spending anything: `apiKey` must be one of the user's live
+   * keys, read from Redis now (so a revoked key is refused at once). Throws
+   * {@link AuthenticationError} for a wrong key or an unknown user alike.
+   */
+  async authenticate(request: { readonly user: string; readonly apiKey: string }): Promise<void> {
+    const user = assertName('user', request?.user);
+    const digest = presentedDigest(request.apiKey);
+    await this.#bounded(() => this.#authenticateFresh(user, digest));
+  }
+
+  /**
    * The user's config for a decision: cached unless `fresh`. With an API key, the caller is
    * authenticated on it; a key that does not match the cached config is checked once more
-   * against a fresh read (it may be new) before the caller is refused. An unknown user and a
-   * wrong key end alike: {@link AuthenticationError}, after the same work.
+   * against the user hash read now (it may be a new key) before the caller is refused. An
+   * unknown user and a wrong key cost one read of the user hash each and end alike:
+   * {@link AuthenticationError}.
    */
   async #account(user: string, fresh: boolean, apiKey: Buffer | null): Promise<CachedAccount> {
-    let entry = fresh ? undefined : this.#accounts.cached(user);
-    let loaded = false;
+    const cached = fresh ? undefined : this.#accounts.cached(user);
+    if (cached !== undefined && (apiKey === null || this.#keyMatches(cached, apiKey))) return cached;
+    if (apiKey === null) return this.#accounts.load(user);
+    if (cached !== undefined) await this.#authenticateFresh(user, apiKey);
     try {
-      if (entry === undefined) {
-        entry = await this.#accounts.load(user);
-        loaded = true;
-      }
-      if (apiKey === null || this.#keyMatches(entry, apiKey)) return entry;
-      if (!loaded) {
-        entry = await this.#accounts.load(user);
-        if (this.#keyMatches(entry, apiKey)) return entry;
-      }
+      return await this.#accounts.load(user, (userHash, serverNowMs) => {
+        if (!apiKeyMatches(apiKey, storedApiKeys(userHash), serverNowMs)) throw new AuthenticationError();
+      });
     } catch (error) {
-      if (apiKey === null || !(error instanceof NotFoundError)) throw error;
+      if (!(error instanceof NotFoundError) || error.code !== ERROR_CODES.unknownUser) throw error;
       // Same comparisons as for a user with keys, so timing does not tell the user is unknown.
       apiKeyMatches(apiKey, [], 0);
+      throw new AuthenticationError();
     }
-    throw new AuthenticationError();
   }
 
   /** Plans a decision, runs it atomically, and re-plans when config or the day moved underneath. */

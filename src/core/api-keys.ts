@@ -15,6 +15,9 @@ export const NAMED_DIGEST_PREFIX = 'api_key_sha256:';
 /** `api_key_expires_at:<name>`: epoch ms from which the named key is refused (a rotation's overlap end). */
 export const EXPIRES_AT_PREFIX = 'api_key_expires_at:';
 
+/** Longest API key accepted anywhere; a longer one is refused before it is hashed. */
+export const MAX_API_KEY_LENGTH = 512;
+
 /** What a key name may be: it becomes part of a hash field name. */
 export const KEY_NAME = /^[a-z0-9][a-z0-9_-]{0,31}$/;
 

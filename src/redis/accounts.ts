@@ -51,9 +51,14 @@ export async function readOrg(client: RedisClient, org: string): Promise<{ key: 
 
 /**
  * Reads `rails:users:<user>` with the server's TIME in one round trip, then the org's hash
- * when the user names one. Throws {@link NotFoundError} for a user or org without a hash.
+ * when the user names one. Throws {@link NotFoundError} for a user or org without a hash, and
+ * whatever `gate` throws when it refuses the user hash (before the org is read).
  */
-export async function readAccount(client: RedisClient, user: string): Promise<AccountSnapshot> {
+export async function readAccount(
+  client: RedisClient,
+  user: string,
+  gate?: (userHash: RawHash, serverNowMs: number) => void,
+): Promise<AccountSnapshot> {
   const userKey = userConfigKey(user);
   const results = await client.pipeline().hgetall(userKey).time().exec();
   const userHash = hashReply(pipelineResult(results, 0));
@@ -61,6 +66,8 @@ export async function readAccount(client: RedisClient, user: string): Promise<Ac
   if (Object.keys(userHash).length === 0) {
     throw new NotFoundError(ERROR_CODES.unknownUser, `unknown user: no ${userKey} hash`);
   }
+  // Checked before the org is read, so a refused caller costs one round trip, member or not.
+  gate?.(userHash, serverNowMs);
   const org = parseOrganization(userKey, userHash.organization);
   if (org === null) {
     return { source: { user, userKey, userHash, org: null, orgKey: null, orgHash: null }, serverNowMs };
@@ -103,9 +110,9 @@ export class AccountCache {
     return entry !== undefined && Date.now() - entry.readAtMs < this.#ttlMs ? entry : undefined;
   }
 
-  /** Reads the user's config now (throws NotFoundError for an unknown user) and caches it. */
-  async load(user: string): Promise<CachedAccount> {
-    const snapshot = await readAccount(this.#client, user);
+  /** Reads the user's config now (throws NotFoundError for an unknown user, or what `gate` throws) and caches it. */
+  async load(user: string, gate?: (userHash: RawHash, serverNowMs: number) => void): Promise<CachedAccount> {
+    const snapshot = await readAccount(this.#client, user, gate);
     const readAtMs = Date.now();
     const entry: CachedAccount = { source: snapshot.source, offsetMs: snapshot.serverNowMs - readAtMs, readAtMs, derived: new Map() };
     if (this.#ttlMs > 0) this.#entries.set(user, entry);
