@@ -39,7 +39,7 @@ import {
 import { orgConfigKey, requestIdKey, reservationSlot, usageKey, userConfigKey, type Owner } from './core/keys.js';
 import { assertName } from './core/names.js';
 import { METRICS, quotaKindSpec, type Metric, type QuotaKind } from './core/quota-kinds.js';
-import { AccountCache, readHash, readOrg, serverTimeMs, type CachedAccount } from './redis/accounts.js';
+import { AccountCache, readOrg, serverTimeMs, type CachedAccount } from './redis/accounts.js';
 import { bounded, connect, type RedisClient } from './redis/connection.js';
 import { ReservationIds, SettleBatcher } from './redis/reservations.js';
 import { compileDecidePlan, defineScripts, runDecide, type CompiledPlan, type DecideReply } from './redis/scripts.js';
@@ -564,16 +564,6 @@ export class Tollgate {
   }
 
   /**
-   * Checks an API key against a user hash just read: one HGETALL of `rails:users:<user>`. An
-   * unknown user and a wrong key take the same path and end alike, in {@link AuthenticationError}.
-   */
-  async #authenticateFresh(user: string, apiKey: Buffer): Promise<void> {
-    const hash = await readHash(this.#client, userConfigKey(user));
-    const keys = Object.keys(hash).length === 0 ? [] : storedApiKeys(hash);
-    if (!apiKeyMatches(apiKey, keys, Date.now()) || keys.length === 0) throw new AuthenticationError();
-  }
-
-  /**
    * Authenticates a caller without spending anything: `apiKey` must be one of the user's live
    * keys, read from Redis now (so a revoked key is refused at once). Throws
    * {@link AuthenticationError} for a wrong key or an unknown user alike.
@@ -581,21 +571,20 @@ export class Tollgate {
   async authenticate(request: { readonly user: string; readonly apiKey: string }): Promise<void> {
     const user = assertName('user', request?.user);
     const digest = presentedDigest(request.apiKey);
-    await this.#bounded(() => this.#authenticateFresh(user, digest));
+    await this.#bounded(() => this.#account(user, true, digest));
   }
 
   /**
    * The user's config for a decision: cached unless `fresh`. With an API key, the caller is
    * authenticated on it; a key that does not match the cached config is checked once more
    * against the user hash read now (it may be a new key) before the caller is refused. An
-   * unknown user and a wrong key cost one read of the user hash each and end alike:
-   * {@link AuthenticationError}.
+   * unknown user and a wrong key cost the same read (the user hash and TIME, one round trip;
+   * the org hash is read only for a matching key) and end alike: {@link AuthenticationError}.
    */
   async #account(user: string, fresh: boolean, apiKey: Buffer | null): Promise<CachedAccount> {
     const cached = fresh ? undefined : this.#accounts.cached(user);
     if (cached !== undefined && (apiKey === null || this.#keyMatches(cached, apiKey))) return cached;
     if (apiKey === null) return this.#accounts.load(user);
-    if (cached !== undefined) await this.#authenticateFresh(user, apiKey);
     try {
       return await this.#accounts.load(user, (userHash, serverNowMs) => {
         if (!apiKeyMatches(apiKey, storedApiKeys(userHash), serverNowMs)) throw new AuthenticationError();
