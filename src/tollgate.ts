@@ -71,7 +71,7 @@ const optionsSchema = z.strictObject({
   requestIdTtlMs: z.number().int().min(1000).max(30 * 24 * HOUR_MS).default(24 * HOUR_MS),
   reservationTtlMs: z.number().int().min(1000).max(7 * 24 * HOUR_MS).default(5 * MINUTE_MS),
   maxAttempts: z.number().int().min(1).max(50).default(5),
-  configCacheMs: z.number().int().min(0).max(60_000).default(1000),
+  configCacheMs: z.number().int().min(0).max(10 * MINUTE_MS).default(MINUTE_MS),
   configCacheMaxUsers: z.number().int().min(1).max(10_000_000).default(10_000),
   creditPrices: z
     .strictObject({ geocoding: creditPrice.optional(), isolines: creditPrice.optional(), routing: creditPrice.optional() })
@@ -101,8 +101,9 @@ export interface TollgateOptions {
   readonly maxAttempts?: number;
   /**
    * How long a user's config may be reused between decisions, in ms; 0 reads it every time.
-   * Default 1000. Never a correctness trade: the decide script re-checks every config field
-   * it relies on, so a change is seen by the very next decision (at the cost of a retry).
+   * Default 60,000. Never a correctness trade: the decide script re-checks every config field
+   * it relies on (API key fields included), so a change is seen by the very next decision (at
+   * the cost of a retry). `quota()` always reads afresh, so what operators read is current.
    */
   readonly configCacheMs?: number;
   /** Most users whose config is kept at once; the oldest goes first. Default 10,000. */
@@ -377,7 +378,7 @@ export class Tollgate {
     assertName('user', user);
     quotaKindSpec(kind);
     return this.#bounded(async () => {
-      const { decision, account } = await this.#decide(user, kind, 0, 'check', null, null);
+      const { decision, account } = await this.#decide(user, kind, 0, 'check', null, null, undefined, true);
       return {
         user,
         org: account.org,
@@ -606,10 +607,11 @@ export class Tollgate {
     requestId: string | null,
     apiKey: Buffer | null,
     unanswered?: InFlight,
+    freshConfig = false,
   ): Promise<Decided> {
     const startedMs = performance.now();
     for (let attempt = 1; attempt <= this.#options.maxAttempts; attempt += 1) {
-      const entry = await this.#account(user, attempt > 1, apiKey);
+      const entry = await this.#account(user, freshConfig || attempt > 1, apiKey);
       // What is left of the caller's time budget. `bounded` has already rejected the caller
       // once it is spent, but this function runs on: it must not charge after that.
       const budgetMs = this.#options.timeoutMs - (performance.now() - startedMs);
