@@ -19,8 +19,11 @@
                                            counters are fields of the config hashes above
 
   ARGV[1] plan (cjson), cached by the caller per account, quota kind and UTC day:
-    cfg   [{ f = {field...}, v = {expected raw value or false...}, x = {field...} }]  per config hash:
-          fields to re-check, then extra fields read for the credit counters
+    cfg   [{ f = {field...}, d = digest, e = true|absent, x = {field...} }]  per config hash: the
+          fields to re-check and the SHA-1 of their values as planned ("<bytes>:<value>" or "!" for a
+          missing field, joined by ";"), e when all were missing (then the hash must still exist),
+          then extra fields read for the credit counters. A digest, not the values: API keys are
+          among the fields, and ARGV shows up in SLOWLOG and MONITOR.
     rd    [{fromDay, toDay}]     per read key, inclusive
     ch    [{mul, add}]           per charge key: delta = cost * mul + add
     day   "01".."31"             today's member
@@ -95,13 +98,14 @@ for i, part in ipairs(replayed and {} or plan.cfg) do
   for _, field in ipairs(part.x) do fields[#fields + 1] = field end
   local values = read('HMGET', key, unpack(fields))
   if values == nil then return refuse(STATUS.WRONG_TYPE, key) end
-  local anyExpected = false
-  for j, expected in ipairs(part.v) do
-    if values[j] ~= expected then return refuse(STATUS.CONFIG_CHANGED) end
-    if expected then anyExpected = true end
+  local encoded = {}
+  for j = 1, #part.f do
+    local value = values[j]
+    encoded[j] = value and (#value .. ':' .. value) or '!'
   end
+  if redis.sha1hex(table.concat(encoded, ';')) ~= part.d then return refuse(STATUS.CONFIG_CHANGED) end
   -- All fingerprinted fields missing cannot tell a deleted hash from a sparse one.
-  if not anyExpected and redis.call('EXISTS', key) == 0 then return refuse(STATUS.CONFIG_CHANGED) end
+  if part.e and redis.call('EXISTS', key) == 0 then return refuse(STATUS.CONFIG_CHANGED) end
   local extra = {}
   for j = 1, #part.x do extra[j] = values[#part.f + j] end
   extras[i] = extra

@@ -91,7 +91,7 @@ export interface CompiledPlan {
 /** Flattens a plan for decide.lua: one HMGET per config hash, named fields in one cjson payload. */
 export function compileDecidePlan(input: DecidePlanInput): CompiledPlan {
   const credits = input.credits;
-  const parts = new Map<string, { f: string[]; v: Array<string | false>; x: string[] }>();
+  const parts = new Map<string, { f: string[]; v: Array<string | null>; x: string[] }>();
   for (const part of [...input.fingerprint, ...(credits?.fingerprint ?? [])]) {
     let merged = parts.get(part.key);
     if (merged === undefined) {
@@ -101,7 +101,7 @@ export function compileDecidePlan(input: DecidePlanInput): CompiledPlan {
     for (const [field, value] of part.fields) {
       if (merged.f.includes(field)) continue;
       merged.f.push(field);
-      merged.v.push(value ?? false);
+      merged.v.push(value);
     }
   }
   const configKeys = [...parts.keys()];
@@ -126,7 +126,12 @@ export function compileDecidePlan(input: DecidePlanInput): CompiledPlan {
     ledgers = [userLedger, orgLedger];
   }
   const json = JSON.stringify({
-    cfg: [...parts.values()],
+    cfg: [...parts.values()].map(({ f, v, x }) => ({
+      f,
+      d: fingerprintDigest(v),
+      ...(v.every((value) => value === null) ? { e: true } : {}),
+      x,
+    })),
     rd: input.reads.map((read) => [read.fromDay, read.toDay]),
     ch: input.charges.map((charge) => [charge.perCost, charge.fixed]),
     day: input.day,
@@ -141,6 +146,15 @@ export function compileDecidePlan(input: DecidePlanInput): CompiledPlan {
     json,
     configKeys,
   };
+}
+
+/**
+ * The digest decide.lua recomputes from the values it reads: each value as `<bytes>:<value>`
+ * (`!` when missing), joined by `;`, SHA-1 in hex. Length prefixes keep the encoding unambiguous.
+ */
+export function fingerprintDigest(values: ReadonlyArray<string | null>): string {
+  const encoded = values.map((value) => (value === null ? '!' : `${Buffer.byteLength(value, 'utf8')}:${value}`));
+  return createHash('sha1').update(encoded.join(';'), 'utf8').digest('hex');
 }
 
 /** The per-call part of a decision; see lua/decide.lua. */

@@ -85,6 +85,24 @@ describe('API keys inside the consume', () => {
     expect(await counted(user)).toBe(1);
   });
 
+  it('never sends an API key to Redis: the decision re-checks key fields by digest (ARGV shows in MONITOR and SLOWLOG)', async () => {
+    const user = name('u');
+    await writeUser(redis.client(), user, { geocoding_quota: '100', map_key: 'carto-secret-map-key' });
+    const { gate } = countingTollgate();
+    const monitor = await redis.client().monitor();
+    const seen: string[] = [];
+    monitor.on('monitor', (_time: string, args: string[]) => seen.push(args.join(' ')));
+    try {
+      await gate.consume({ user, kind: 'geocoding', apiKey: 'carto-secret-map-key' });
+      await gate.consume({ user, kind: 'geocoding', apiKey: 'carto-secret-map-key' });
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    } finally {
+      monitor.disconnect();
+    }
+    expect(seen.some((line) => line.includes('evalsha'))).toBe(true);
+    expect(seen.filter((line) => line.includes('carto-secret-map-key'))).toEqual([]);
+  });
+
   it('accepts a key created a moment ago although the cached config does not list it', async () => {
     const user = name('u');
     await writeUser(redis.client(), user, { geocoding_quota: '100', map_key: 'old-key' });
