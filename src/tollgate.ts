@@ -40,7 +40,7 @@ import { orgConfigKey, requestIdKey, reservationSlot, usageKey, userConfigKey, t
 import { assertName } from './core/names.js';
 import { METRICS, quotaKindSpec, type Metric, type QuotaKind } from './core/quota-kinds.js';
 import { AccountCache, readOrg, serverTimeMs, type CachedAccount } from './redis/accounts.js';
-import { bounded, connect, type RedisClient } from './redis/connection.js';
+import { CallDeadlines, connect, type RedisClient } from './redis/connection.js';
 import { ReservationIds, SettleBatcher } from './redis/reservations.js';
 import { compileDecidePlan, defineScripts, runDecide, type CompiledPlan, type DecideReply } from './redis/scripts.js';
 
@@ -262,6 +262,7 @@ export class Tollgate {
   readonly #accounts: AccountCache;
   readonly #ids: ReservationIds;
   readonly #settler: SettleBatcher;
+  readonly #deadlines: CallDeadlines;
   /** Refunds of admissions whose answer was lost, still running. */
   readonly #refunds = new Set<Promise<void>>();
   #closing = false;
@@ -279,6 +280,7 @@ export class Tollgate {
     this.#accounts = new AccountCache(this.#client, parsed.data.configCacheMs, parsed.data.configCacheMaxUsers);
     this.#ids = new ReservationIds(parsed.data.reservationTtlMs);
     this.#settler = new SettleBatcher(this.#client);
+    this.#deadlines = new CallDeadlines(parsed.data.timeoutMs);
   }
 
   /** The ioredis client in use, for callers that share it (the admin tools, health checks). */
@@ -310,7 +312,8 @@ export class Tollgate {
     try {
       return await this.#bounded(async () => {
         const { decision, reservation, replayed } = await this.#decide(user, kind, cost, 'consume', requestId, apiKey, unanswered);
-        return { ...decision, reservation, replayed } as Admission;
+        // The decision object is this call's own: extend it rather than copy it.
+        return Object.assign(decision, { reservation, replayed }) as Admission;
       });
     } catch (error) {
       // The caller is told Redis was unavailable. If an admission was sent and never answered,
@@ -498,7 +501,7 @@ export class Tollgate {
   }
 
   #bounded<T>(call: () => Promise<T>): Promise<T> {
-    return bounded(this.#options.timeoutMs, call);
+    return this.#deadlines.run(call);
   }
 
   /** The account of one quota kind; a garbled field drops the cached entry, so a repair counts at once. */

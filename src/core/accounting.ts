@@ -347,7 +347,7 @@ export function decisionOf(
   else if (softLimit) reason = 'soft_limit';
   else if (quota === 0) reason = 'no_quota';
   else reason = result.allowed ? 'within_quota' : 'quota_exceeded';
-  return Object.freeze({
+  return {
     allowed: result.allowed,
     reason,
     user: account.user,
@@ -361,11 +361,8 @@ export function decisionOf(
     softLimit,
     cycleStart: new Date(dayStartMs(plan.cycle.start)),
     resetsAt: new Date(dayStartMs(plan.cycle.nextStart)),
-    credits:
-      credits === null
-        ? null
-        : Object.freeze({ costMillicredits: credits.costMillicredits, availableMillicredits: credits.availableMillicredits }),
-  });
+    credits: credits === null ? null : { costMillicredits: credits.costMillicredits, availableMillicredits: credits.availableMillicredits },
+  };
 }
 
 const YYYYMM = /^\d{4}(0[1-9]|1[0-2])$/;
