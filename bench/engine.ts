@@ -1,7 +1,7 @@
 // Engine benchmark: Tollgate consume (+settle) against CARTO-style non-atomic check-then-count, in one run, on a private Redis.
 import { Redis } from 'ioredis';
 import { Tollgate } from '../src/index.js';
-import { startPrivateRedis } from '../src/redis/private-server.js';
+import { startPrivateRedis } from '../demo/src/private-server.js';
 
 const DURATION_MS = Number(process.env.BENCH_DURATION_MS ?? 3000);
 const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 50);

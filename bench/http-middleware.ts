@@ -6,10 +6,10 @@ import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import express from 'express';
 import { Redis } from 'ioredis';
-import { createDemoApp } from '../src/demo/app.js';
-import { CitiesGazetteer } from '../src/demo/gazetteer.js';
-import { DEFAULT_LIMITS, parseGeocodeQuery } from '../src/demo/inputs.js';
-import { StraightLineIsolines } from '../src/demo/isolines.js';
+import { createDemoApp } from '../demo/src/app.js';
+import { CitiesGazetteer } from '../demo/src/gazetteer.js';
+import { DEFAULT_LIMITS, parseGeocodeQuery } from '../demo/src/inputs.js';
+import { StraightLineIsolines } from '../demo/src/isolines.js';
 import { Tollgate } from '../src/tollgate.js';
 import { startRedisServer } from '../test/helpers/redis-server.js';
 

@@ -17,7 +17,8 @@ export { createAdminRouter, type AdminChange, type AdminRouterOptions } from './
 export { AdminOperations, apiKeyDigest, type AdminOperationsOptions, type AdminTarget } from './admin/operations.js';
 export { planReport, reportRows, writeReport, type ReportFormat, type ReportPlan, type ReportRow, type ReportTarget } from './admin/reports.js';
 export { TIME_FRAMES, type TimeFrame } from './admin/inputs.js';
-export { QUOTA_KINDS, METRICS, isQuotaKind, type Metric, type QuotaKind } from './core/quota-kinds.js';
+export { QUOTA_KINDS, METRICS, isQuotaKind, quotaKindSpec, type Metric, type QuotaKind, type QuotaKindSpec } from './core/quota-kinds.js';
+export type { RedisClient } from './redis/connection.js';
 export { billingCycle, type CalendarDay, type Cycle, type CycleSpan } from './core/cycle.js';
 export { orgConfigKey, userConfigKey, usageKey, type Owner, type OwnerType } from './core/keys.js';
 export { MAX_NAME_LENGTH } from './core/names.js';
@@ -45,8 +46,12 @@ export {
   FAIL_OPEN_CLIENT_OPTIONS,
   HTTP_ERROR_CODES,
   HttpProblem,
+  PROBLEM_CONTENT_TYPE,
+  PROBLEM_TYPE_PREFIX,
   QUOTA_EXCEEDED_DETAIL,
   badRequest,
+  problemOf,
+  sendProblem,
   type ApiKeyAuthOptions,
   type CostFunction,
   type HttpErrorCode,
