@@ -1,6 +1,5 @@
 // The Tollgate client: check, consume and settle quota against Redis, and read quotas and usage back.
 import { randomUUID } from 'node:crypto';
-import { Cluster, Redis } from 'ioredis';
 import { z } from 'zod';
 import {
   assertCost,
@@ -31,7 +30,7 @@ import { orgConfigKey, requestIdKey, reservationKey, usageKey, userConfigKey, ty
 import { assertName } from './core/names.js';
 import { METRICS, quotaKindSpec, type Metric, type QuotaKind } from './core/quota-kinds.js';
 import { AccountCache, readAccount, readOrg, serverTimeMs } from './redis/accounts.js';
-import { bounded, connect, type RedisClient } from './redis/connection.js';
+import { bounded, connect, isRedisClient, type RedisClient } from './redis/connection.js';
 import { defineScripts, runDecide, runSettle, type DecideReply } from './redis/scripts.js';
 
 const HOUR_MS = 3_600_000;
@@ -60,7 +59,7 @@ const creditPrice = z.number().int().min(0).max(1_000_000);
 const optionsSchema = z.strictObject({
   redis: z.union([
     z.string().regex(/^rediss?:\/\//, 'must be a redis:// or rediss:// URL'),
-    z.custom<RedisClient>((value) => value instanceof Redis || value instanceof Cluster, 'must be an ioredis client'),
+    z.custom<RedisClient>((value) => isRedisClient(value), 'must be an ioredis client'),
   ]),
   clock: z.custom<() => number>((value) => typeof value === 'function', 'must be a function returning epoch ms').optional(),
   timeoutMs: z.number().int().min(10).max(60_000).default(1000),
