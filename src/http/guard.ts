@@ -364,7 +364,8 @@ export function quotaGuard(options: QuotaGuardOptions): QuotaGuard {
     }
   };
 
-  const middleware = ((req: Request, res: Response, next: NextFunction) => handle(req, res, next)) as QuotaGuard;
+  // Errors go to next() here, not through the returned promise, which Express 4 ignores.
+  const middleware = ((req: Request, res: Response, next: NextFunction) => void handle(req, res, next).catch(next)) as QuotaGuard;
   const drain = async (): Promise<void> => {
     while (pending.size > 0) await Promise.all([...pending]);
   };
