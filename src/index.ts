@@ -14,8 +14,30 @@ export {
 export type { CreditStatus, Decision, DecisionReason, Outcome, Reservation } from './core/accounting.js';
 export { DEFAULT_CREDIT_PRICES } from './tollgate.js';
 export { createAdminRouter, type AdminChange, type AdminRouterOptions } from './admin/router.js';
-export { AdminOperations, apiKeyDigest, type AdminOperationsOptions, type AdminTarget } from './admin/operations.js';
-export { planReport, reportRows, writeReport, type ReportFormat, type ReportPlan, type ReportRow, type ReportTarget } from './admin/reports.js';
+export {
+  AdminOperations,
+  apiKeyDigest,
+  type AdminOperationsOptions,
+  type AdminTarget,
+  type CreatedApiKey,
+  type DashboardView,
+  type MemberUsage,
+  type OrgCredits,
+  type OrgView,
+  type QuotaBlock,
+  type UserCredits,
+  type UserView,
+} from './admin/operations.js';
+export {
+  planReport,
+  reportRows,
+  writeReport,
+  type ReportFormat,
+  type ReportPlan,
+  type ReportRequest,
+  type ReportRow,
+  type ReportTarget,
+} from './admin/reports.js';
 export { TIME_FRAMES, type TimeFrame } from './admin/inputs.js';
 export { QUOTA_KINDS, METRICS, isQuotaKind, quotaKindSpec, type Metric, type QuotaKind, type QuotaKindSpec } from './core/quota-kinds.js';
 export type { RedisClient } from './redis/connection.js';
@@ -36,30 +58,4 @@ export {
   UnexpectedReplyError,
   type TollgateErrorCode,
 } from './core/errors.js';
-export {
-  quotaGuard,
-  apiKeyAuth,
-  markEmpty,
-  markOutcome,
-  tollgateLocals,
-  connectForFailOpen,
-  FAIL_OPEN_CLIENT_OPTIONS,
-  HTTP_ERROR_CODES,
-  HttpProblem,
-  PROBLEM_CONTENT_TYPE,
-  PROBLEM_TYPE_PREFIX,
-  QUOTA_EXCEEDED_DETAIL,
-  badRequest,
-  problemOf,
-  sendProblem,
-  type ApiKeyAuthOptions,
-  type CostFunction,
-  type HttpErrorCode,
-  type Identity,
-  type IdentifyFunction,
-  type JournalStats,
-  type ProblemBody,
-  type QuotaGuard,
-  type QuotaGuardOptions,
-  type TollgateLocals,
-} from './http/index.js';
+export * from './http/index.js';

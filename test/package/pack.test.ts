@@ -6,6 +6,8 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Extractor, ExtractorConfig, ExtractorLogLevel } from '@microsoft/api-extractor';
+import * as httpEntry from '../../src/http/index.js';
 import * as entry from '../../src/index.js';
 import { useNames, writeUser } from '../helpers/fixtures.js';
 import { useTestRedis } from '../helpers/redis.js';
@@ -128,6 +130,48 @@ describe.each(HOSTS)('installed in an Express $express app', (host) => {
     const script = "import * as t from 'tollgate'; console.log(JSON.stringify(Object.keys(t).sort()));";
     const { stdout } = await run(process.execPath, ['--input-type=module', '-e', script], { cwd: app });
     expect(JSON.parse(stdout)).toEqual(Object.keys(entry).sort());
+    // src/http/index.ts holds only what reaches the package entry.
+    expect(Object.keys(entry)).toEqual(expect.arrayContaining(Object.keys(httpEntry)));
+  });
+
+  // Once is enough: what is exported does not depend on the host's Express.
+  it.runIf(host.express === 5)('exports every type its exports mention (parameters, return types, members)', () => {
+    const projectFolder = join(app, 'node_modules', 'tollgate');
+    const config = ExtractorConfig.prepare({
+      configObject: {
+        projectFolder,
+        mainEntryPointFilePath: '<projectFolder>/dist/src/index.d.ts',
+        compiler: {
+          overrideTsconfig: {
+            compilerOptions: { module: 'NodeNext', moduleResolution: 'NodeNext', target: 'ES2022', strict: true, types: ['node'] },
+          },
+        },
+        apiReport: { enabled: false },
+        docModel: { enabled: false },
+        dtsRollup: { enabled: false },
+        tsdocMetadata: { enabled: false },
+        messages: {
+          // Reported to the callback below, not filed into an API report (there is none).
+          extractorMessageReporting: { 'ae-forgotten-export': { logLevel: ExtractorLogLevel.Warning, addToApiReportFile: false } },
+        },
+      },
+      configObjectFullPath: undefined, // no config file: everything is above
+      packageJsonFullPath: join(projectFolder, 'package.json'),
+    });
+    const unexported: string[] = [];
+    const compilerErrors: string[] = [];
+    const result = Extractor.invoke(config, {
+      localBuild: true,
+      messageCallback: (message) => {
+        // ae-forgotten-export: a declaration the entry's exports refer to, not itself exported.
+        if (message.messageId === 'ae-forgotten-export') unexported.push(message.text);
+        if (message.category === 'Compiler') compilerErrors.push(message.text);
+        message.handled = true; // the rest (release tags, TSDoc style) is not this test's business
+      },
+    });
+    expect(compilerErrors).toEqual([]);
+    expect(unexported).toEqual([]);
+    expect(result.errorCount).toBe(0);
   });
 
   it('serves the guard, apiKeyAuth and the admin router, errors included', async () => {
