@@ -1,6 +1,6 @@
 // What users install is what is tested: `npm pack`, install the tarball into a throwaway app, import it, typecheck the README against it.
 import { execFile } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -136,7 +136,10 @@ describe.each(HOSTS)('installed in an Express $express app', (host) => {
 
   // Once is enough: what is exported does not depend on the host's Express.
   it.runIf(host.express === 5)('exports every type its exports mention (parameters, return types, members)', () => {
-    const projectFolder = join(app, 'node_modules', 'tollgate');
+    // api-extractor treats whatever lies under node_modules/ as someone else's package and
+    // does not analyse it: look at a copy of the installed package beside it instead.
+    const projectFolder = join(app, 'installed-tollgate');
+    cpSync(join(app, 'node_modules', 'tollgate'), projectFolder, { recursive: true });
     const config = ExtractorConfig.prepare({
       configObject: {
         projectFolder,
