@@ -1,7 +1,12 @@
 // Vitest configuration: every test file gets its own Redis (see test/helpers/redis.ts).
+import { fileURLToPath } from 'node:url';
 import { defineConfig } from 'vitest/config';
 
 export default defineConfig({
+  resolve: {
+    // `tollgate` (as the demo imports it) is the source, as in tsconfig.json's paths: no build needed.
+    alias: { tollgate: fileURLToPath(new URL('./src/index.ts', import.meta.url)) },
+  },
   test: {
     include: ['test/**/*.test.ts'],
     testTimeout: 30_000,

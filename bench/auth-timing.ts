@@ -1,7 +1,7 @@
 // Benchmark: does a wrong key for a known user answer in the same time as any key for an unknown user? Percentiles of both, interleaved.
 import { Redis } from 'ioredis';
 import { AuthenticationError, Tollgate } from '../src/index.js';
-import { startPrivateRedis } from '../src/redis/private-server.js';
+import { startPrivateRedis } from '../demo/src/private-server.js';
 
 const SAMPLES = Number(process.env.BENCH_SAMPLES ?? 5800);
 

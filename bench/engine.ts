@@ -1,7 +1,7 @@
 // Engine benchmark: consume, check and consume + settle against a raw EVALSHA quota script, at 128 calls in flight, on a private Redis.
 import { Redis } from 'ioredis';
 import { Tollgate } from '../src/index.js';
-import { startPrivateRedis } from '../src/redis/private-server.js';
+import { startPrivateRedis } from '../demo/src/private-server.js';
 
 const DURATION_MS = Number(process.env.BENCH_DURATION_MS ?? 3000);
 const IN_FLIGHT = Number(process.env.BENCH_IN_FLIGHT ?? 128);

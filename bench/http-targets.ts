@@ -3,10 +3,10 @@ import { once } from 'node:events';
 import type { AddressInfo } from 'node:net';
 import express, { type RequestHandler } from 'express';
 import { Redis } from 'ioredis';
-import { createDemoApp } from '../src/demo/app.js';
-import { CitiesGazetteer } from '../src/demo/gazetteer.js';
-import { DEFAULT_LIMITS, parseGeocodeQuery } from '../src/demo/inputs.js';
-import { StraightLineIsolines } from '../src/demo/isolines.js';
+import { createDemoApp } from '../demo/src/app.js';
+import { CitiesGazetteer } from '../demo/src/gazetteer.js';
+import { DEFAULT_LIMITS, parseGeocodeQuery } from '../demo/src/inputs.js';
+import { StraightLineIsolines } from '../demo/src/isolines.js';
 import { quotaGuard } from '../src/http/index.js';
 import { Tollgate } from '../src/tollgate.js';
 

@@ -1,7 +1,7 @@
 // Benchmark: Redis memory a stream of admitted requests leaves beside the usage sorted sets, during and after the settle window.
 import { Redis } from 'ioredis';
 import { Tollgate } from '../src/index.js';
-import { startPrivateRedis } from '../src/redis/private-server.js';
+import { startPrivateRedis } from '../demo/src/private-server.js';
 import { SLOT_MS } from '../src/redis/reservations.js';
 
 const REQUESTS = Number(process.env.BENCH_REQUESTS ?? 100_000);

@@ -3,7 +3,7 @@ import { Writable } from 'node:stream';
 import { Redis } from 'ioredis';
 import { Tollgate } from '../src/index.js';
 import { planReport, reportRows, writeReport } from '../src/admin/reports.js';
-import { startPrivateRedis } from '../src/redis/private-server.js';
+import { startPrivateRedis } from '../demo/src/private-server.js';
 
 const USERS = Number(process.env.BENCH_USERS ?? 100_000);
 const SEED_BATCH = 2_000;

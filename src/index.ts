@@ -17,10 +17,33 @@ export type { CreditStatus, Decision, DecisionReason, Outcome, Reservation } fro
 export { MAX_COST } from './core/accounting.js';
 export { DEFAULT_CREDIT_PRICES } from './tollgate.js';
 export { createAdminRouter, type AdminChange, type AdminRouterOptions } from './admin/router.js';
-export { AdminOperations, apiKeyDigest, type AdminOperationsOptions, type AdminTarget } from './admin/operations.js';
-export { planReport, reportRows, writeReport, type ReportFormat, type ReportPlan, type ReportRow, type ReportTarget } from './admin/reports.js';
+export {
+  AdminOperations,
+  apiKeyDigest,
+  type AdminOperationsOptions,
+  type AdminTarget,
+  type CreatedApiKey,
+  type DashboardView,
+  type MemberUsage,
+  type OrgCredits,
+  type OrgView,
+  type QuotaBlock,
+  type UserCredits,
+  type UserView,
+} from './admin/operations.js';
+export {
+  planReport,
+  reportRows,
+  writeReport,
+  type ReportFormat,
+  type ReportPlan,
+  type ReportRequest,
+  type ReportRow,
+  type ReportTarget,
+} from './admin/reports.js';
 export { TIME_FRAMES, type TimeFrame } from './admin/inputs.js';
-export { QUOTA_KINDS, METRICS, isQuotaKind, type Metric, type QuotaKind } from './core/quota-kinds.js';
+export { QUOTA_KINDS, METRICS, isQuotaKind, quotaKindSpec, type Metric, type QuotaKind, type QuotaKindSpec } from './core/quota-kinds.js';
+export type { RedisClient } from './redis/connection.js';
 export { billingCycle, type CalendarDay, type Cycle, type CycleSpan } from './core/cycle.js';
 export { orgConfigKey, userConfigKey, usageKey, type Owner, type OwnerType } from './core/keys.js';
 export { MAX_NAME_LENGTH } from './core/names.js';
@@ -40,26 +63,4 @@ export {
   UnexpectedReplyError,
   type TollgateErrorCode,
 } from './core/errors.js';
-export {
-  quotaGuard,
-  apiKeyAuth,
-  markEmpty,
-  markOutcome,
-  tollgateLocals,
-  connectForFailOpen,
-  FAIL_OPEN_CLIENT_OPTIONS,
-  HTTP_ERROR_CODES,
-  HttpProblem,
-  QUOTA_EXCEEDED_DETAIL,
-  badRequest,
-  type ApiKeyAuthOptions,
-  type CostFunction,
-  type HttpErrorCode,
-  type Identity,
-  type IdentifyFunction,
-  type JournalStats,
-  type ProblemBody,
-  type QuotaGuard,
-  type QuotaGuardOptions,
-  type TollgateLocals,
-} from './http/index.js';
+export * from './http/index.js';

@@ -1,5 +1,4 @@
 // The Tollgate client: check, consume and settle quota against Redis, and read quotas and usage back.
-import { Cluster, Redis } from 'ioredis';
 import { z } from 'zod';
 import {
   admissibleUnits,
@@ -40,7 +39,7 @@ import { orgConfigKey, requestIdKey, reservationSlot, usageKey, userConfigKey, t
 import { assertName } from './core/names.js';
 import { METRICS, quotaKindSpec, type Metric, type QuotaKind } from './core/quota-kinds.js';
 import { AccountCache, readOrg, serverTimeMs, type CachedAccount } from './redis/accounts.js';
-import { CallDeadlines, connect, type RedisClient } from './redis/connection.js';
+import { CallDeadlines, connect, isRedisClient, type RedisClient } from './redis/connection.js';
 import { ReservationIds, SettleBatcher } from './redis/reservations.js';
 import { compileDecidePlan, defineScripts, runDecide, type CompiledPlan, type DecideReply } from './redis/scripts.js';
 
@@ -64,7 +63,7 @@ const creditPrice = z.number().int().min(0).max(1_000_000);
 const optionsSchema = z.strictObject({
   redis: z.union([
     z.string().regex(/^rediss?:\/\//, 'must be a redis:// or rediss:// URL'),
-    z.custom<RedisClient>((value) => value instanceof Redis || value instanceof Cluster, 'must be an ioredis client'),
+    z.custom<RedisClient>((value) => isRedisClient(value), 'must be an ioredis client'),
   ]),
   clock: z.custom<() => number>((value) => typeof value === 'function', 'must be a function returning epoch ms').optional(),
   timeoutMs: z.number().int().min(10).max(60_000).default(1000),

@@ -18,7 +18,7 @@ import { readHash } from '../redis/accounts.js';
 import { bounded, toTollgateError, type RedisClient } from '../redis/connection.js';
 import { orgMembers } from '../redis/scan.js';
 import { runConfigWrite, type ConfigWrite } from '../redis/scripts.js';
-import type { Tollgate } from '../tollgate.js';
+import type { Tollgate, UsageSummary } from '../tollgate.js';
 import { parseCredits, parsePeriodEndDate, parseProvider, parseQuota, toCredits } from './inputs.js';
 
 
@@ -401,7 +401,7 @@ export class AdminOperations {
   }
 
   /** Current-cycle usage of every quota kind, for a user's own counters or an org's pool. */
-  async usage(target: AdminTarget): Promise<Array<Awaited<ReturnType<Tollgate['usage']>>>> {
+  async usage(target: AdminTarget): Promise<UsageSummary[]> {
     const owner = ownerOf(target);
     await this.#hash(owner);
     const usageOwner = owner.type === 'user' ? { user: owner.name } : { org: owner.name };

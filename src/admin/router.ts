@@ -13,6 +13,7 @@ import {
   type TollgateErrorCode,
 } from '../core/errors.js';
 import { quotaKindSpec } from '../core/quota-kinds.js';
+import { withForwardedRejections } from '../http/express-compat.js';
 import { HTTP_ERROR_CODES, HttpProblem, PROBLEM_TYPE_PREFIX, sendProblem, type HttpErrorCode } from '../http/problems.js';
 import { serverTimeMs } from '../redis/accounts.js';
 import type { Tollgate } from '../tollgate.js';
@@ -98,7 +99,7 @@ export function createAdminRouter(options: AdminRouterOptions): Router {
   const expected = digest(config.token);
   const ops = new AdminOperations(config.tollgate);
   const log = config.log ?? defaultLog;
-  const router = express.Router();
+  const router = withForwardedRejections(express.Router());
 
   router.use((req: Request, res: Response, next: NextFunction) => {
     const header = req.get('authorization');

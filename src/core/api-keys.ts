@@ -1,6 +1,11 @@
 // API keys as a user hash stores them: CARTO's map_key, Tollgate's named SHA-256 digests, and constant-time matching.
 import { createHash, timingSafeEqual } from 'node:crypto';
-import type { RawHash } from './config.js';
+
+/**
+ * A user hash as Redis returns it (the same shape as config.ts's RawHash). Declared here, not
+ * imported: config.ts re-exports this module's field names, and the import made a cycle.
+ */
+type RawHash = Readonly<Record<string, string>>;
 
 /** CARTO's field holding the user's API key in clear. */
 export const MAP_KEY_FIELD = 'map_key';

@@ -4,6 +4,7 @@ import { z } from 'zod';
 import { ERROR_CODES, InvalidInputError } from '../core/errors.js';
 import { Tollgate } from '../tollgate.js';
 import { Authenticator, type IdentifyFunction } from './identity.js';
+import { forwardRejections } from './express-compat.js';
 import { HttpProblem, sendProblem } from './problems.js';
 import { tollgateLocals } from './guard.js';
 
@@ -40,7 +41,7 @@ export function apiKeyAuth(options: ApiKeyAuthOptions): RequestHandler {
     timeoutMs: config.timeoutMs,
     failOpenCache: null,
   });
-  return async (req: Request, res: Response, next: NextFunction): Promise<void> => {
+  return forwardRejections(async (req: Request, res: Response, next: NextFunction): Promise<void> => {
     try {
       tollgateLocals(res).identity = await authenticator.authenticate(req, res);
     } catch (error) {
@@ -49,5 +50,5 @@ export function apiKeyAuth(options: ApiKeyAuthOptions): RequestHandler {
       return;
     }
     next();
-  };
+  });
 }

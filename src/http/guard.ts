@@ -95,12 +95,23 @@ const optionsSchema = z.strictObject({
   log: z.custom<(message: string) => void>(isFunction, 'must be a function').optional(),
 });
 
-type ParsedOptions = z.output<typeof optionsSchema>;
+/** {@link QuotaGuardOptions} as parsed: defaults filled in, frozen. */
+export interface ResolvedQuotaGuardOptions extends QuotaGuardOptions {
+  readonly timeoutMs: number;
+  readonly failOpen: boolean;
+  readonly journalMaxEntries: number;
+  readonly failOpenTtlMs: number;
+  readonly failOpenMaxUsers: number;
+  readonly flushIntervalMs: number;
+}
+
+// The schema's output must fit the published interface: parseOptions returns one as the other.
+type ParsedOptions = ResolvedQuotaGuardOptions;
 
 /** A quota guard: an Express middleware with hooks for shutdown and health checks. */
 export interface QuotaGuard extends RequestHandler {
   /** The parsed, frozen options. */
-  readonly options: Readonly<ParsedOptions>;
+  readonly options: Readonly<ResolvedQuotaGuardOptions>;
   /** Resolves when every admitted request has ended and been settled (or journaled). */
   drain(): Promise<void>;
   /** Writes what the journal holds now; resolves with what was written and what remains. */
@@ -388,7 +399,8 @@ export function quotaGuard(options: QuotaGuardOptions): QuotaGuard {
     }
   };
 
-  const middleware = ((req: Request, res: Response, next: NextFunction) => handle(req, res, next)) as QuotaGuard;
+  // Errors go to next() here, not through the returned promise, which Express 4 ignores.
+  const middleware = ((req: Request, res: Response, next: NextFunction) => void handle(req, res, next).catch(next)) as QuotaGuard;
   const drain = async (): Promise<void> => {
     while (open > 0) await new Promise<void>((resolve) => drained.push(resolve));
   };

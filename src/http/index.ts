@@ -1,18 +1,18 @@
 // The HTTP surface of Tollgate: the quota guard middleware, API key authentication, problem bodies.
+// Everything here is public: src/index.ts re-exports this module whole.
 export {
   quotaGuard,
   markEmpty,
   markOutcome,
-  outcomeOf,
   tollgateLocals,
   type CostFunction,
   type QuotaGuard,
   type QuotaGuardOptions,
+  type ResolvedQuotaGuardOptions,
   type TollgateLocals,
 } from './guard.js';
 export { apiKeyAuth, type ApiKeyAuthOptions } from './api-key-auth.js';
-export { pathUser, type Identity, type IdentifyFunction } from './identity.js';
-export { API_KEY_SHA256_FIELD, MAP_KEY_FIELD, presentedKey } from './api-key.js';
+export { type Identity, type IdentifyFunction } from './identity.js';
 export {
   HTTP_ERROR_CODES,
   HttpProblem,
@@ -25,6 +25,5 @@ export {
   type HttpErrorCode,
   type ProblemBody,
 } from './problems.js';
-export { rateLimitHeaderValues, type QuotaView } from './rate-limit-headers.js';
-export { usageIncrements, type FlushResult, type JournalStats } from './journal.js';
-export { FAIL_OPEN_CLIENT_OPTIONS, connectForFailOpen, supportsFailOpen } from '../redis/fail-open-support.js';
+export { type FlushResult, type JournalStats } from './journal.js';
+export { FAIL_OPEN_CLIENT_OPTIONS, connectForFailOpen } from '../redis/fail-open-support.js';

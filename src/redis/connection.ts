@@ -5,6 +5,32 @@ import { ERROR_CODES, RedisUnavailableError, TollgateError, UnexpectedReplyError
 /** A Redis connection Tollgate can use: a single node or a cluster client from ioredis. */
 export type RedisClient = Redis | Cluster;
 
+/**
+ * What every ioredis client has and Tollgate relies on, whichever copy of ioredis made it. An
+ * app may hold a second copy of ioredis (another version, or a bundler's duplicate), whose
+ * classes fail `instanceof` against ours; so a client is recognised by its shape.
+ */
+const CLIENT_METHODS = ['defineCommand', 'pipeline', 'multi', 'sendCommand', 'evalsha', 'hgetall', 'time', 'quit', 'disconnect', 'on'] as const;
+
+/**
+ * True for an ioredis `Redis` or `Cluster` from any copy of ioredis: the `isCluster` flag both
+ * set, their `options` and connection `status`, the commands Tollgate calls, and `nodes()` on a
+ * cluster. Anything else (a plain object, another Redis library's client) is refused.
+ */
+export function isRedisClient(value: unknown): value is RedisClient {
+  if (typeof value !== 'object' || value === null) return false;
+  const candidate = value as Record<string, unknown>;
+  if (typeof candidate.isCluster !== 'boolean' || typeof candidate.status !== 'string') return false;
+  if (typeof candidate.options !== 'object' || candidate.options === null) return false;
+  if (!CLIENT_METHODS.every((method) => typeof candidate[method] === 'function')) return false;
+  return candidate.isCluster === false || typeof candidate.nodes === 'function';
+}
+
+/** Whether `client` is a cluster client (by its flag, not `instanceof`: see {@link isRedisClient}). */
+export function isCluster(client: RedisClient): client is Cluster {
+  return client.isCluster;
+}
+
 /** Opens a client for a `redis://` or `rediss://` URL that fails fast instead of queueing forever. */
 export function connect(url: string, timeoutMs: number): Redis {
   const client = new Redis(url, {

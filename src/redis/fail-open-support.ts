@@ -1,6 +1,6 @@
 // What fail-open needs from a Redis client: commands that fail at once when not connected, and are never run late.
 import { Redis } from 'ioredis';
-import type { RedisClient } from './connection.js';
+import { isCluster, type RedisClient } from './connection.js';
 
 /**
  * ioredis settings fail-open relies on. With the defaults, a command issued while Redis is
@@ -16,7 +16,7 @@ export const FAIL_OPEN_CLIENT_OPTIONS = Object.freeze({
 /** Whether `client` was created with {@link FAIL_OPEN_CLIENT_OPTIONS}. */
 export function supportsFailOpen(client: RedisClient): boolean {
   const options = client.options as { enableOfflineQueue?: unknown; autoResendUnfulfilledCommands?: unknown };
-  const resend = client instanceof Redis ? options.autoResendUnfulfilledCommands === false : true;
+  const resend = isCluster(client) ? true : options.autoResendUnfulfilledCommands === false;
   return options.enableOfflineQueue === false && resend;
 }
 

@@ -1,10 +1,10 @@
 // Walks the keyspace with SCAN (never KEYS) in bounded batches, on every primary of a cluster, and reads what it finds.
-import { Cluster, type Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
 import { ORGANIZATION_FIELD } from '../core/config.js';
 import { userConfigKey, globLiteral } from '../core/keys.js';
 import { nameProblem } from '../core/names.js';
 import { UnexpectedReplyError } from '../core/errors.js';
-import { toTollgateError, type RedisClient } from './connection.js';
+import { isCluster, toTollgateError, type RedisClient } from './connection.js';
 
 /** Keys per SCAN step: large enough for few round trips, small enough to keep a batch in memory. */
 export const SCAN_COUNT = 1000;
@@ -17,7 +17,7 @@ export interface ScanBatch {
 
 /** The single-node clients to scan: the client itself, or every primary of a cluster. */
 function nodesOf(client: RedisClient): Redis[] {
-  return client instanceof Cluster ? client.nodes('master') : [client];
+  return isCluster(client) ? client.nodes('master') : [client];
 }
 
 /** Yields the keys matching `pattern`, one SCAN batch at a time; memory stays at one batch. */

@@ -1,7 +1,7 @@
 // Private redis-server processes for tests and benchmarks: the same launcher the demo falls back to.
-import { startPrivateRedis } from '../../src/redis/private-server.js';
+import { startPrivateRedis } from '../../demo/src/private-server.js';
 
-export { freePort } from '../../src/redis/private-server.js';
+export { freePort } from '../../demo/src/private-server.js';
 
 /** A Redis a test file may use. `owned` servers were started by the tests and may be flushed. */
 export interface TestRedis {

@@ -1,8 +1,8 @@
 // The demo mounts the admin API at /admin only when an admin token is configured.
 import { describe, expect, it } from 'vitest';
-import { createDemoApp } from '../../src/demo/app.js';
-import type { GeocodingProvider } from '../../src/demo/gazetteer.js';
-import { StraightLineIsolines } from '../../src/demo/isolines.js';
+import { createDemoApp } from '../../demo/src/app.js';
+import type { GeocodingProvider } from '../../demo/src/gazetteer.js';
+import { StraightLineIsolines } from '../../demo/src/isolines.js';
 import { Tollgate } from '../../src/index.js';
 import { useNames, writeUser } from '../helpers/fixtures.js';
 import { useTestRedis } from '../helpers/redis.js';

@@ -1,9 +1,9 @@
 // The demo service over real HTTP: geocoding, bulk, isolines, quota report, health, bad input, and the 200-request race.
 import { beforeAll, describe, expect, it } from 'vitest';
 import { Tollgate } from '../../src/index.js';
-import { createDemoApp, type DemoApp } from '../../src/demo/app.js';
-import { CitiesGazetteer } from '../../src/demo/gazetteer.js';
-import { StraightLineIsolines } from '../../src/demo/isolines.js';
+import { createDemoApp, type DemoApp } from '../../demo/src/app.js';
+import { CitiesGazetteer } from '../../demo/src/gazetteer.js';
+import { StraightLineIsolines } from '../../demo/src/isolines.js';
 import { snapshot, useNames, writeOrg, writeUser } from '../helpers/fixtures.js';
 import { freePort } from '../helpers/redis-server.js';
 import { useTestRedis } from '../helpers/redis.js';
@@ -60,6 +60,8 @@ describe('geocoding', () => {
     const [lon, lat] = features[0]?.geometry.coordinates ?? [];
     expect(lon).toBeCloseTo(2.35, 1);
     expect(lat).toBeCloseTo(48.85, 1);
+    // GeoNames' licence (CC BY 4.0) asks for credit with its data.
+    expect(reply.body.attribution).toMatch(/GeoNames.*CC BY 4\.0/);
     const usage = await tollgate.usage({ user: alice.user }, 'geocoding');
     expect(usage.serviceType).toBe('geocoder_geonames');
     expect(usage.metrics).toMatchObject({ success_responses: 1, total_requests: 1 });
@@ -96,6 +98,7 @@ describe('geocoding', () => {
       [1, 'Osaka'],
     ]);
     expect(reply.body.unmatched).toEqual([2]);
+    expect(reply.body.attribution).toMatch(/GeoNames.*CC BY 4\.0/);
     expect((await tollgate.usage({ user: alice.user }, 'geocoding')).metrics).toMatchObject({
       success_responses: 2,
       empty_responses: 1,

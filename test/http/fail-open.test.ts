@@ -10,7 +10,7 @@ import { connectForFailOpen, markEmpty, quotaGuard, type QuotaGuard } from '../.
 import { journalMarkerKey } from '../../src/core/keys.js';
 import { writeJournalEntry } from '../../src/redis/journal-writeback.js';
 import { uniqueName, writeOrg, writeUser } from '../helpers/fixtures.js';
-import { freePort, startPrivateRedis, type PrivateRedis } from '../../src/redis/private-server.js';
+import { freePort, startPrivateRedis, type PrivateRedis } from '../../demo/src/private-server.js';
 import { call, serveForFile } from './support.js';
 
 /** A redis-server on a fixed port with an append-only file, so it can be stopped and started again with its data. */

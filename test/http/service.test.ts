@@ -1,11 +1,11 @@
 // First run and shutdown of the demo service: Redis discovery, a private redis-server, seeding, graceful stop.
 import { Redis } from 'ioredis';
 import { afterAll, describe, expect, it } from 'vitest';
-import { DEMO_ACCOUNTS, resolveRedis, seedDemo } from '../../src/demo/bootstrap.js';
-import { redisAnswers } from '../../src/redis/private-server.js';
-import type { IsolinesProvider, IsolinesRequest, Isoline } from '../../src/demo/isolines.js';
-import { StraightLineIsolines } from '../../src/demo/isolines.js';
-import { parseFailOpen, startDemo } from '../../src/demo/service.js';
+import { DEMO_ACCOUNTS, resolveRedis, seedDemo } from '../../demo/src/bootstrap.js';
+import { redisAnswers } from '../../demo/src/private-server.js';
+import type { IsolinesProvider, IsolinesRequest, Isoline } from '../../demo/src/isolines.js';
+import { StraightLineIsolines } from '../../demo/src/isolines.js';
+import { parseFailOpen, startDemo } from '../../demo/src/service.js';
 import { snapshot } from '../helpers/fixtures.js';
 import { freePort, startRedisServer } from '../helpers/redis-server.js';
 import { call } from './support.js';

@@ -1,6 +1,6 @@
 // Validation of the demo's query strings and bodies: every bad input becomes a 400 before anything is counted.
 import { z } from 'zod';
-import { badRequest, type HttpProblem } from '../http/problems.js';
+import { badRequest, type HttpProblem } from 'tollgate';
 import type { IsolineType, IsolinesRequest, TravelMode } from './isolines.js';
 
 /** Limits of the demo's inputs. */

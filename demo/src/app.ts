@@ -1,22 +1,29 @@
 // The demo geocoding and isolines service: an Express app that uses Tollgate's middleware as any customer would.
 import express, { type ErrorRequestHandler, type Express, type Request, type Response } from 'express';
 import { z } from 'zod';
-import { ERROR_CODES, InvalidInputError, TollgateError } from '../core/errors.js';
-import { QUOTA_KINDS, quotaKindSpec, type QuotaKind } from '../core/quota-kinds.js';
-import { bounded } from '../redis/connection.js';
-import { Tollgate, type QuotaInfo } from '../tollgate.js';
-import { createAdminRouter } from '../admin/router.js';
-import { apiKeyAuth } from '../http/api-key-auth.js';
-import { markEmpty, markOutcome, quotaGuard, tollgateLocals, type QuotaGuard } from '../http/guard.js';
 import {
+  ERROR_CODES,
   HTTP_ERROR_CODES,
   HttpProblem,
+  InvalidInputError,
   PROBLEM_TYPE_PREFIX,
+  QUOTA_KINDS,
+  Tollgate,
+  TollgateError,
+  apiKeyAuth,
   badRequest,
-  internalError,
+  createAdminRouter,
+  markEmpty,
+  markOutcome,
   problemOf,
+  quotaGuard,
+  quotaKindSpec,
   sendProblem,
-} from '../http/problems.js';
+  tollgateLocals,
+  type QuotaGuard,
+  type QuotaInfo,
+  type QuotaKind,
+} from 'tollgate';
 import type { GeocodingProvider, Place } from './gazetteer.js';
 import { DEFAULT_LIMITS, limitsSchema, parseBulkBody, parseGeocodeQuery, parseIsolinesQuery, type DemoLimits } from './inputs.js';
 import type { IsolinesProvider, IsolinesRequest } from './isolines.js';
@@ -142,7 +149,7 @@ export function createDemoApp(options: DemoAppOptions): DemoApp {
   app.get('/healthz', async (_req, res) => {
     let redis: 'up' | 'down' = 'up';
     try {
-      await bounded(1000, () => tollgate.redis.ping());
+      await withTimeout(1000, tollgate.redis.ping());
     } catch {
       redis = 'down';
     }
@@ -155,13 +162,21 @@ export function createDemoApp(options: DemoAppOptions): DemoApp {
 
   const base = '/u/:username/api/v1';
 
+  // The data's licence (GeoNames: CC BY 4.0) asks for credit wherever its results are shown.
+  const attribution = geocoder.attribution === undefined ? {} : { attribution: geocoder.attribution };
+
   const geocode = (_req: Request, res: Response): void => {
     const input = demoLocals(res).geocode;
     if (input === undefined) throw new Error('geocode input missing: the guard did not run');
     if (input.kind === 'single') {
       const places = geocoder.search(input.q, input.limit);
       if (places.length === 0) markEmpty(res);
-      res.type(GEOJSON).json({ type: 'FeatureCollection', query: input.q, features: places.map((place) => placeFeature(place)) });
+      res.type(GEOJSON).json({
+        type: 'FeatureCollection',
+        query: input.q,
+        features: places.map((place) => placeFeature(place)),
+        ...attribution,
+      });
       return;
     }
     const features: Array<Record<string, unknown>> = [];
@@ -173,7 +188,7 @@ export function createDemoApp(options: DemoAppOptions): DemoApp {
     });
     // Rows with a result stay in success_responses, rows without one move to empty_responses.
     markOutcome(res, { success: features.length, empty: unmatched.length });
-    res.type(GEOJSON).json({ type: 'FeatureCollection', features, unmatched });
+    res.type(GEOJSON).json({ type: 'FeatureCollection', features, unmatched, ...attribution });
   };
 
   app.get(`${base}/geocode`, geocodingGuard, geocode);
@@ -215,7 +230,7 @@ export function createDemoApp(options: DemoAppOptions): DemoApp {
       type: `${PROBLEM_TYPE_PREFIX}not-found`,
       title: 'Not found',
       status: 404,
-      detail: 'No such endpoint; see docs/demo.md',
+      detail: 'No such endpoint; see demo/README.md',
       code: HTTP_ERROR_CODES.notFound,
     }));
   });
@@ -229,6 +244,19 @@ export function createDemoApp(options: DemoAppOptions): DemoApp {
       await Promise.all([geocodingGuard.close(), isolinesGuard.close()]);
     },
   };
+}
+
+/** Resolves as `promise` does, or rejects after `timeoutMs`: a silent Redis must not hang the health check. */
+async function withTimeout<T>(timeoutMs: number, promise: Promise<T>): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs);
+  });
+  try {
+    return await Promise.race([promise, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 /** Body parser errors become 400s; everything else a 500 whose cause stays in the log. */
@@ -262,6 +290,12 @@ function errorHandler(log: (message: string) => void): ErrorRequestHandler {
       return;
     }
     log(`demo: ${error instanceof Error ? error.stack ?? error.message : String(error)}`);
-    sendProblem(res, internalError(HTTP_ERROR_CODES.internal, 'The request failed on the server'));
+    sendProblem(res, new HttpProblem({
+      type: `${PROBLEM_TYPE_PREFIX}internal`,
+      title: 'Internal server error',
+      status: 500,
+      detail: 'The request failed on the server',
+      code: HTTP_ERROR_CODES.internal,
+    }));
   };
 }

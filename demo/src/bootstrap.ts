@@ -2,11 +2,8 @@
 import { randomBytes } from 'node:crypto';
 import { accessSync, constants } from 'node:fs';
 import { delimiter, join } from 'node:path';
-import { orgConfigKey, userConfigKey } from '../core/keys.js';
-import type { RedisClient } from '../redis/connection.js';
-import { redisAnswers, startPrivateRedis } from '../redis/private-server.js';
-import { defineScripts, runConfigWrite } from '../redis/scripts.js';
-import { readHash } from '../redis/accounts.js';
+import { MAP_KEY_FIELD, orgConfigKey, userConfigKey, type RedisClient } from 'tollgate';
+import { redisAnswers, startPrivateRedis } from './private-server.js';
 
 /** The URL used when REDIS_URL is not set. */
 export const DEFAULT_REDIS_URL = 'redis://127.0.0.1:6379';
@@ -102,18 +99,32 @@ export interface SeededUser {
   readonly created: boolean;
 }
 
+/**
+ * KEYS[1] the hash; ARGV field, value, field, value... Creates the hash only when no key of that
+ * name exists, in one atomic step, so an operator's changes (or a second demo starting at the
+ * same moment) are never overwritten. Replies 1 when it created the hash, 0 when it existed.
+ */
+const CREATE_UNLESS_EXISTS = `
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+redis.call('HSET', KEYS[1], unpack(ARGV))
+return 1`;
+
+/** The seeding script on the client, defined once per client. */
+type SeedingClient = RedisClient & { tollgateDemoCreateHash?: (key: string, ...fieldsAndValues: string[]) => Promise<number> };
+
 /** Creates the hash unless it exists (one atomic step); answers whether it did. */
 async function ensureHash(client: RedisClient, key: string, fields: Record<string, string>): Promise<boolean> {
-  defineScripts(client);
-  const reply = await runConfigWrite(client, { key, mode: 'create', set: fields });
-  if (reply.status === 'done') return true;
-  if (reply.status === 'exists') return false;
-  throw new Error(`cannot seed ${key}: ${reply.status}`);
+  const seeding = client as SeedingClient;
+  if (seeding.tollgateDemoCreateHash === undefined) {
+    client.defineCommand('tollgateDemoCreateHash', { numberOfKeys: 1, lua: CREATE_UNLESS_EXISTS });
+  }
+  const created = await seeding.tollgateDemoCreateHash!(key, ...Object.entries(fields).flat());
+  return created === 1;
 }
 
 async function keyOf(client: RedisClient, user: string): Promise<string | null> {
-  const mapKey = (await readHash(client, userConfigKey(user))).map_key;
-  return mapKey === undefined || mapKey === '' ? null : mapKey;
+  const mapKey = await client.hget(userConfigKey(user), MAP_KEY_FIELD);
+  return mapKey === null || mapKey === '' ? null : mapKey;
 }
 
 /**

