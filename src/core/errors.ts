@@ -24,6 +24,10 @@ export const ERROR_CODES = {
   notInOrg: 'ERR_TOLLGATE_NOT_IN_ORG',
   alreadyExists: 'ERR_TOLLGATE_ALREADY_EXISTS',
   concurrentChange: 'ERR_TOLLGATE_CONCURRENT_CHANGE',
+  unknownApiKey: 'ERR_TOLLGATE_UNKNOWN_API_KEY',
+  hasMembers: 'ERR_TOLLGATE_HAS_MEMBERS',
+  hasUsage: 'ERR_TOLLGATE_HAS_USAGE',
+  adjustmentTooLarge: 'ERR_TOLLGATE_ADJUSTMENT_TOO_LARGE',
 } as const;
 
 /** A stable `ERR_TOLLGATE_*` code. */

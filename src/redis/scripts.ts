@@ -23,12 +23,12 @@ function luaDirectory(): string {
 const LUA_DIR = luaDirectory();
 
 /** A script's source and the versioned command name it is defined under. */
-interface ScriptSource {
+export interface ScriptSource {
   readonly command: string;
   readonly lua: string;
 }
 
-function loadScript(name: string): ScriptSource {
+export function loadScript(name: string): ScriptSource {
   const lua = readFileSync(join(LUA_DIR, `${name}.lua`), 'utf8');
   // The content hash in the name lets two Tollgate versions share one client without clashing.
   const version = createHash('sha1').update(lua).digest('hex').slice(0, 10);
@@ -51,7 +51,7 @@ export function defineScripts(client: RedisClient): void {
   }
 }
 
-function commandOf(client: RedisClient, source: ScriptSource): ScriptCommand {
+export function commandOf(client: RedisClient, source: ScriptSource): ScriptCommand {
   const command = (client as unknown as Record<string, ScriptCommand | undefined>)[source.command];
   if (command === undefined) throw new Error(`script ${source.command} was not defined on this client`);
   return command.bind(client);
