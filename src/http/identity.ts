@@ -6,7 +6,8 @@ import { nameProblem } from '../core/names.js';
 import { readCredentials } from '../redis/api-credentials.js';
 import { toTollgateError } from '../redis/connection.js';
 import type { Tollgate } from '../tollgate.js';
-import { keyDigest, keyMatches, presentedKey } from './api-key.js';
+import { apiKeyMatches } from '../core/api-keys.js';
+import { keyDigest, presentedKey } from './api-key.js';
 import { HTTP_ERROR_CODES, HttpProblem, internalError, redisDown, unauthorized } from './problems.js';
 
 /** The caller a request is billed to. Its org comes from its `organization` field, read by Tollgate. */
@@ -76,7 +77,7 @@ export class Authenticator {
     let matches: boolean;
     try {
       const stored = await readCredentials(this.#options.tollgate.redis, user, this.#options.timeoutMs);
-      matches = keyMatches(digest, stored);
+      matches = apiKeyMatches(digest, stored.keys, stored.serverNowMs);
     } catch (error) {
       const typed = toTollgateError(error);
       if (typed instanceof RedisUnavailableError) return this.#whileRedisIsDown(user, digest, typed);
