@@ -142,6 +142,19 @@ export const bodies = Object.freeze({
  * {@link InvalidInputError} naming the fields, never echoing values.
  */
 export function parseInput<S extends z.ZodType>(schema: S, value: unknown, what = 'body'): z.output<S> {
+  // Unknown fields first: a typo ({"qouta": 5}) should be named, not reported as a missing quota.
+  const shape = (schema as { shape?: Record<string, unknown> }).shape;
+  if (shape !== undefined && typeof value === 'object' && value !== null && !Array.isArray(value)) {
+    const unknown = Object.keys(value).filter((key) => !Object.hasOwn(shape, key));
+    if (unknown.length > 0) {
+      // Field names come from the client: name only short plain ones, never echo anything else.
+      const named = unknown.slice(0, 3).map((key) => (/^[A-Za-z0-9_.-]{1,32}$/.test(key) ? key : '(unprintable)'));
+      throw new InvalidInputError(ERROR_CODES.invalidArgument, `invalid ${what}: unknown field ${named.join(', ')}${unknown.length > 3 ? ', ...' : ''}`);
+    }
+  }
+  if (shape !== undefined && (typeof value !== 'object' || value === null || Array.isArray(value))) {
+    throw new InvalidInputError(ERROR_CODES.invalidArgument, `invalid ${what}: expected a JSON object`);
+  }
   // A value parser throws its own typed error out of safeParse (zod does not catch transforms' throws).
   const result = schema.safeParse(value);
   if (result.success) return result.data as z.output<S>;
