@@ -196,25 +196,38 @@ export async function* reportRows(client: RedisClient, plan: ReportPlan, options
   for (const walk of walks) {
     for await (const batch of scanBatches(client, walk.pattern)) {
       if (options.signal?.aborted === true) return;
-      const reads: Array<{ owner: Owner; serviceType: string; metric: Metric; month: string; charged: boolean }> = [];
+      const reads: Array<{ owner: Owner; serviceType: string; metric: Metric; month: string; at: number; empty: number; ledger: number }> = [];
       const keys: string[] = [];
+      // Each key is read once per batch, however many rows need it (an empty_responses key
+      // is both its own row and part of the day's `used` row).
+      const positions = new Map<string, number>();
+      const position = (key: string): number => {
+        let at = positions.get(key);
+        if (at === undefined) {
+          at = keys.push(key) - 1;
+          positions.set(key, at);
+        }
+        return at;
+      };
       for (const key of batch.keys) {
         const parsed = parseUsageKey(key);
         if (parsed === null || !walk.keep(parsed.owner) || !windows.has(parsed.yyyymm)) continue;
         const kind = kindOfServiceType(parsed.serviceType);
         const charged = kind !== null && quotaKindSpec(kind).chargedMetric === parsed.metric;
-        reads.push({ owner: parsed.owner, serviceType: parsed.serviceType, metric: parsed.metric, month: parsed.yyyymm, charged });
-        keys.push(key);
-        if (charged) {
+        reads.push({
+          owner: parsed.owner,
+          serviceType: parsed.serviceType,
+          metric: parsed.metric,
+          month: parsed.yyyymm,
+          at: position(key),
           // The `used` row needs the empty units and the credits of the same owner, service type and month.
-          keys.push(usageKey(parsed.owner, parsed.serviceType, 'empty_responses', parsed.yyyymm));
-          keys.push(creditLedgerKey(parsed.owner, parsed.serviceType, parsed.yyyymm));
-        }
+          empty: charged ? position(usageKey(parsed.owner, parsed.serviceType, 'empty_responses', parsed.yyyymm)) : -1,
+          ledger: charged ? position(creditLedgerKey(parsed.owner, parsed.serviceType, parsed.yyyymm)) : -1,
+        });
       }
       if (reads.length === 0) continue;
       // A key of another type under user:* is not a usage counter: it reads as empty.
       const values = await readSortedSets(batch.node, keys);
-      let index = 0;
       for (const read of reads) {
         const window = windows.get(read.month)!;
         const inWindow = (day: number): boolean => day >= window.from && day <= window.to;
@@ -228,15 +241,15 @@ export async function* reportRows(client: RedisClient, plan: ReportPlan, options
           count,
           credits: toCredits(millicredits),
         });
-        const usage = values[index++]!;
+        const usage = values[read.at]!;
         for (const [day, count] of [...usage].sort((a, b) => a[0] - b[0])) {
           if (count !== 0 && inWindow(day)) yield row(day, read.metric, count, 0);
         }
-        if (!read.charged) continue;
-        const empty = new Map(values[index++]!);
-        const credits = new Map(values[index++]!);
-        const days = new Set([...usage.map(([day]) => day), ...empty.keys(), ...credits.keys()]);
+        if (read.empty < 0) continue;
+        const empty = new Map(values[read.empty]!);
+        const credits = new Map(values[read.ledger]!);
         const charged = new Map(usage);
+        const days = new Set([...charged.keys(), ...empty.keys(), ...credits.keys()]);
         for (const day of [...days].filter(inWindow).sort((a, b) => a - b)) {
           const used = (charged.get(day) ?? 0) + (empty.get(day) ?? 0);
           const millicredits = credits.get(day) ?? 0;
