@@ -11,7 +11,7 @@ import {
   type StoredApiKey,
 } from '../core/api-keys.js';
 import { recordingOwners } from '../core/accounting.js';
-import { dayMember, utcDay } from '../core/cycle.js';
+import { dayMember, utcDay, yyyymm } from '../core/cycle.js';
 import {
   CREDIT_FIELDS,
   ORGANIZATION_FIELD,
@@ -23,7 +23,7 @@ import {
 } from '../core/config.js';
 import { ConflictError, ERROR_CODES, InvalidConfigError, InvalidInputError, NotFoundError } from '../core/errors.js';
 import { adjustmentLogKey, configKey, globLiteral, orgConfigKey, parseUsageKey, usageKey, userConfigKey, type Owner } from '../core/keys.js';
-import { assertName } from '../core/names.js';
+import { assertName, nameProblem } from '../core/names.js';
 import { QUOTA_KINDS, quotaKindSpec, type QuotaKind } from '../core/quota-kinds.js';
 import { readHash, serverTimeMs } from '../redis/accounts.js';
 import { bounded, toTollgateError, type RedisClient } from '../redis/connection.js';
@@ -190,14 +190,8 @@ export const DEFAULT_NEW_KEY_NAME = 'main';
 export const DEFAULT_OVERLAP_SECONDS = 86_400;
 const RESERVED_KEY_NAMES = new Set([LEGACY_KEY_NAME, MAP_KEY_NAME]);
 
-const nameOk = (name: string): boolean => {
-  try {
-    assertName('user', name);
-    return true;
-  } catch {
-    return false;
-  }
-};
+/** Whether a name found in Redis is safe to show and use as a key part (other tools may write odd keys). */
+const nameOk = (name: string): boolean => nameProblem(name) === null;
 
 /** A random key: `tg_` and 43 base64url characters (256 bits). */
 function newApiKey(): string {
@@ -631,7 +625,7 @@ export class AdminOperations {
     }
     const nowMs = await this.#nowMs();
     const today = utcDay(nowMs);
-    const month = `${today.year}${String(today.month).padStart(2, '0')}`;
+    const month = yyyymm(today.year, today.month);
     const metric = quotaKindSpec(quotaKind).chargedMetric;
     const keys = recordingOwners(user, info.org).map((owner) => usageKey(owner, info.serviceType, metric, month));
     const entry: UsageAdjustment = {

@@ -234,9 +234,9 @@ export function createAdminRouter(options: AdminRouterOptions): Router {
     answer(res, { ok: true }, warnings);
   });
 
-  const created = (res: Response, user: string, key: Record<string, unknown>): void => {
+  /** A fresh key is shown once: never cached on the way. */
+  const created = (res: Response, key: Record<string, unknown>): void => {
     res.status(201).set('Cache-Control', 'no-store').json(key);
-    void user;
   };
   router.get('/users/:user/api-keys', async (req, res) => void res.json(await ops.listApiKeys(param(req, 'user'))));
   for (const path of ['/users/:user/api-key', '/users/:user/api-keys']) {
@@ -245,7 +245,7 @@ export function createAdminRouter(options: AdminRouterOptions): Router {
       const { name } = body(req, bodies.createKey);
       const key = await ops.createApiKey(user, name);
       changed('create-api-key', `user:${user}`, { name: key.name });
-      created(res, user, { ...key });
+      created(res, { ...key });
     });
   }
   router.delete('/users/:user/api-key', async (req, res) => {
@@ -265,7 +265,7 @@ export function createAdminRouter(options: AdminRouterOptions): Router {
     const { newName, overlapSeconds } = body(req, bodies.rotateKey);
     const key = await ops.rotateApiKey(user, param(req, 'name'), { newName, overlapSeconds });
     changed('rotate-api-key', `user:${user}`, { name: key.name, previous: key.previous, previousExpiresAt: key.previousExpiresAt });
-    created(res, user, { ...key });
+    created(res, { ...key });
   });
 
   router.get('/users/:user/usage-adjustments', async (req, res) => void res.json(await ops.adjustments(param(req, 'user'))));
