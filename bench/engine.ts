@@ -1,28 +1,44 @@
-// Engine benchmark: Tollgate consume (+settle) against CARTO-style non-atomic check-then-count, in one run, on a private Redis.
+// Engine benchmark: consume, check and consume + settle against a raw EVALSHA quota script, at 128 calls in flight, on a private Redis.
 import { Redis } from 'ioredis';
 import { Tollgate } from '../src/index.js';
 import { startPrivateRedis } from '../src/redis/private-server.js';
 
 const DURATION_MS = Number(process.env.BENCH_DURATION_MS ?? 3000);
-const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 50);
+const IN_FLIGHT = Number(process.env.BENCH_IN_FLIGHT ?? 128);
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const USERS = 1000;
 
+/** The smallest correct quota script: check a daily counter and count, one EVALSHA. */
+const RAW_LUA = `
+local used = tonumber(redis.call('ZSCORE', KEYS[1], ARGV[2])) or 0
+if used + tonumber(ARGV[1]) > tonumber(ARGV[3]) then return 0 end
+redis.call('ZINCRBY', KEYS[1], ARGV[1], ARGV[2])
+return 1`;
+
 interface Figures {
-  readonly name: string;
-  readonly ops: number;
   readonly opsPerSecond: number;
   readonly p50Ms: number;
   readonly p99Ms: number;
+  readonly nodeUsPerOp: number;
+  readonly redisUsPerOp: number;
 }
 
-/** Runs `op` from CONCURRENCY loops for DURATION_MS and measures every call. */
-async function measure(name: string, op: (i: number) => Promise<unknown>): Promise<Figures> {
+async function redisCpuSeconds(client: Redis): Promise<number> {
+  const info = await client.info('cpu');
+  const value = (name: string): number => Number(new RegExp(`${name}:([\\d.]+)`).exec(info)?.[1] ?? 0);
+  return value('used_cpu_user') + value('used_cpu_sys');
+}
+
+/** Keeps IN_FLIGHT calls of `op` going for DURATION_MS and measures every call, and the CPU both sides spent. */
+async function measure(admin: Redis, op: (i: number) => Promise<unknown>): Promise<Figures> {
   const latencies: number[] = [];
   let counter = 0;
+  const redis0 = await redisCpuSeconds(admin);
+  const cpu0 = process.cpuUsage();
   const started = performance.now();
   const deadline = started + DURATION_MS;
   await Promise.all(
-    Array.from({ length: CONCURRENCY }, async () => {
+    Array.from({ length: IN_FLIGHT }, async () => {
       while (performance.now() < deadline) {
         const t0 = performance.now();
         await op(counter++);
@@ -31,71 +47,77 @@ async function measure(name: string, op: (i: number) => Promise<unknown>): Promi
     }),
   );
   const elapsedS = (performance.now() - started) / 1000;
+  const cpu = process.cpuUsage(cpu0);
+  const redisS = (await redisCpuSeconds(admin)) - redis0;
   latencies.sort((a, b) => a - b);
   const at = (q: number): number => latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))] ?? 0;
-  return { name, ops: latencies.length, opsPerSecond: latencies.length / elapsedS, p50Ms: at(0.5), p99Ms: at(0.99) };
+  return {
+    opsPerSecond: latencies.length / elapsedS,
+    p50Ms: at(0.5),
+    p99Ms: at(0.99),
+    nodeUsPerOp: (cpu.user + cpu.system) / latencies.length,
+    redisUsPerOp: (redisS * 1e6) / latencies.length,
+  };
 }
+
+const median = (values: number[]): number => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)] as number;
 
 async function main(): Promise<void> {
   const server = await startPrivateRedis();
+  const admin = new Redis(server.url);
   const client = new Redis(server.url);
   try {
-    const month = new Date().toISOString().slice(0, 7).replace('-', '');
     const day = new Date().toISOString().slice(8, 10);
+    const setup = admin.pipeline();
     for (let u = 0; u < USERS; u += 1) {
-      await client.hset(`rails:users:bench${u}`, { geocoding_quota: '1000000000', period_end_date: '2016-10-10 00:00:00 UTC' });
+      setup.hset(`rails:users:bench${u}`, { geocoding_quota: '1000000000', period_end_date: '2016-10-10 00:00:00 UTC', map_key: `key${u}` });
     }
+    await setup.exec();
+    client.defineCommand('rawQuota', { numberOfKeys: 1, lua: RAW_LUA });
+    const raw = (client as unknown as { rawQuota: (...args: Array<string | number>) => Promise<number> }).rawQuota.bind(client);
     const tollgate = new Tollgate({ redis: client, timeoutMs: 10_000 });
     const user = (i: number): string => `bench${i % USERS}`;
 
-    // Warm up connections and the script cache.
-    await measure('warm-up', (i) => tollgate.consume({ user: user(i), kind: 'geocoding' }));
+    const cases: ReadonlyArray<readonly [string, (i: number) => Promise<unknown>]> = [
+      ['raw EVALSHA (check + count one counter)', (i) => raw(`raw:${user(i)}`, 1, day, 1e12)],
+      ['tollgate consume', (i) => tollgate.consume({ user: user(i), kind: 'geocoding' })],
+      ['tollgate consume with apiKey', (i) => tollgate.consume({ user: user(i), kind: 'geocoding', apiKey: `key${i % USERS}` })],
+      ['tollgate check', (i) => tollgate.check({ user: user(i), kind: 'geocoding' })],
+      [
+        'tollgate consume + settle failed (refund)',
+        async (i) => {
+          const admission = await tollgate.consume({ user: user(i), kind: 'geocoding' });
+          if (admission.allowed) await tollgate.settle(admission.reservation, 'failed');
+        },
+      ],
+    ];
+    for (const [, op] of cases) await measure(admin, op); // warm-up: connections, script cache, config cache
+    const results = new Map<string, Figures[]>(cases.map(([name]) => [name, []]));
+    for (let round = 0; round < ROUNDS; round += 1) {
+      for (const [name, op] of round % 2 === 0 ? cases : [...cases].reverse()) results.get(name)?.push(await measure(admin, op));
+    }
 
-    const results: Figures[] = [];
-    // Baseline: what CARTO did per request, non-atomically: read config, read usage, then count.
-    results.push(
-      await measure('baseline: HGETALL + ZRANGE x2, then ZINCRBY x2 (not atomic)', async (i) => {
-        const name = user(i);
-        await client.hgetall(`rails:users:${name}`);
-        await client
-          .pipeline()
-          .zrange(`user:${name}:geocoder_here:success_responses:${month}`, 0, '-1', 'WITHSCORES')
-          .zrange(`user:${name}:geocoder_here:empty_responses:${month}`, 0, '-1', 'WITHSCORES')
-          .exec();
-        await client
-          .pipeline()
-          .zincrby(`user:${name}:geocoder_here:success_responses:${month}`, 1, day)
-          .zincrby(`user:${name}:geocoder_here:total_requests:${month}`, 1, day)
-          .exec();
-      }),
-    );
-    results.push(await measure('tollgate: check', (i) => tollgate.check({ user: user(i), kind: 'geocoding' })));
-    const uncached = new Tollgate({ redis: client, timeoutMs: 10_000, configCacheMs: 0 });
-    results.push(await measure('tollgate: consume, config read every time (configCacheMs 0)', (i) => uncached.consume({ user: user(i), kind: 'geocoding' })));
-    results.push(await measure('tollgate: consume (config cached 1 s, the default)', (i) => tollgate.consume({ user: user(i), kind: 'geocoding' })));
-    results.push(
-      await measure('tollgate: consume + settle', async (i) => {
-        const admission = await tollgate.consume({ user: user(i), kind: 'geocoding' });
-        if (admission.reservation) await tollgate.settle(admission.reservation, 'success');
-      }),
-    );
-
-    const baseline = results[0]!;
-    console.log(`engine benchmark: ${CONCURRENCY} concurrent callers, ${DURATION_MS} ms each, ${USERS} users, one private redis-server`);
-    console.log(['case'.padEnd(64), 'ops/s'.padStart(9), 'p50 ms'.padStart(8), 'p99 ms'.padStart(8), 'vs baseline'.padStart(12)].join(' '));
-    for (const r of results) {
+    console.log(`engine benchmark: ${IN_FLIGHT} calls in flight on one connection, ${DURATION_MS} ms per run, ${ROUNDS} interleaved rounds (median), ${USERS} users`);
+    console.log(['case'.padEnd(44), 'ops/s'.padStart(8), 'p50 ms'.padStart(7), 'p99 ms'.padStart(7), 'node µs/op'.padStart(11), 'redis µs/op'.padStart(12), 'vs raw'.padStart(7)].join(' '));
+    const rawOps = median((results.get(cases[0]![0]) ?? []).map((f) => f.opsPerSecond));
+    for (const [name] of cases) {
+      const list = results.get(name) ?? [];
+      const pick = (field: keyof Figures): number => median(list.map((f) => f[field]));
       console.log(
         [
-          r.name.padEnd(64),
-          r.opsPerSecond.toFixed(0).padStart(9),
-          r.p50Ms.toFixed(2).padStart(8),
-          r.p99Ms.toFixed(2).padStart(8),
-          `${(r.opsPerSecond / baseline.opsPerSecond).toFixed(2)}x`.padStart(12),
+          name.padEnd(44),
+          pick('opsPerSecond').toFixed(0).padStart(8),
+          pick('p50Ms').toFixed(2).padStart(7),
+          pick('p99Ms').toFixed(2).padStart(7),
+          pick('nodeUsPerOp').toFixed(1).padStart(11),
+          pick('redisUsPerOp').toFixed(1).padStart(12),
+          `${(pick('opsPerSecond') / rawOps).toFixed(2)}x`.padStart(7),
         ].join(' '),
       );
     }
   } finally {
     client.disconnect();
+    admin.disconnect();
     await server.stop();
   }
 }

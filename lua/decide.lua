@@ -1,193 +1,163 @@
 --[[
   decide.lua: judge a cost against a quota and, in consume mode, charge it, in one atomic step.
 
-  The caller (src/redis/scripts.ts) parses config and plans every key in TypeScript; this
-  script re-reads the config fields the plan relied on and refuses to act if any changed,
-  so a decision is always made on the config and usage of one instant.
+  The caller (src/redis/scripts.ts) parses config and plans every key in TypeScript; this script
+  re-reads the config fields the plan relied on (API key fields included) and refuses to act if any
+  changed, so a decision is always made on the config and usage of one instant. Credit budgeting
+  (SPEC 6) is judged after the quota: a request the quota admits is still denied when its credits
+  exceed min(org balance, allocation - spent). Every check runs before the first write.
 
-  Credit budgeting (SPEC 6): for an org member with budgeting on, a request that the quota
-  admits is still denied when its credits exceed min(org balance, allocation - spent). The
-  check runs before any write, so credits, like quotas, are never overspent however many
-  requests race. Amounts are integers in millicredits (1 credit = 1000).
+  KEYS (counts from the plan):
+    KEYS[1]            reservation bucket  tollgate:rsv:<slot>.<tag>.<n>   hash, field = reservation's field,
+                                           value "p<cost>:<check>[:<perUnit>]" (pending) or "s" (settled)
+    KEYS[2]            request-id key      tollgate:request:<user>:<rid>   string, when call.rid is set
+    next #plan.cfg     config hashes       rails:users:<user> [, rails:orgs:<org>]
+    next #plan.rd      usage sorted sets   the pool's counted metrics, summed over a day range
+    next #plan.ch      usage sorted sets   incremented at today's member on admission
+    next 2 (plan.cr)   credit ledgers      tollgate:credits:user|org:<name>:<service_type>:<YYYYMM>,
+                                           only with plan.cr (an org member); the balance and spent
+                                           counters are fields of the config hashes above
 
-  KEYS, in this order (the counts come from ARGV[1..3] and ARGV[16]):
-    KEYS[1]                reservation hash    tollgate:reservation:<id>       written on admission
-    KEYS[2]                request-id hash     tollgate:request:<user>:<rid>   used when ARGV[12] = "1",
-                                                                           else KEYS[1] again
-    next nConfig keys      config hashes       rails:users:<user> [, rails:orgs:<org>], then for an
-                                               org member the same two again for the credit fields
-    next nRead keys        usage sorted sets   the pool's counted metrics, summed over a day range
-    next nCharge keys      usage sorted sets   incremented by cost at today's member on admission
-    next nCredit keys      (0 or 4, only for an org member)
-                           user config hash    rails:users:<user>   spent counter, incremented on admission
-                           org config hash     rails:orgs:<org>     balance, decremented on admission
-                           user credit ledger  tollgate:credits:user:<user>:<service_type>:<YYYYMM>
-                           org credit ledger   tollgate:credits:org:<org>:<service_type>:<YYYYMM>
-                                               both incremented by the credits at today's member
+  ARGV[1] plan (cjson), cached by the caller per account, quota kind and UTC day:
+    cfg   [{ f = {field...}, d = digest, e = true|absent, x = {field...} }]  per config hash: the
+          fields to re-check and the SHA-1 of their values as planned ("<bytes>:<value>" or "!" for a
+          missing field, joined by ";"), e when all were missing (then the hash must still exist),
+          then extra fields read for the credit counters. A digest, not the values: API keys are
+          among the fields, and ARGV shows up in SLOWLOG and MONITOR.
+    rd    [{fromDay, toDay}]     per read key, inclusive
+    ch    [{mul, add}]           per charge key: delta = cost * mul + add
+    day   "01".."31"             today's member
+    ds,de [dayStartMs, dayEndMs) of the UTC day the keys were planned for
+    q     quota (units per cycle); soft: true admits whatever the quota says
+    cr    { on, alloc (millicredits, -1 no limit), pu (millicredits per unit), bal = {cfgIndex, field},
+            spent = {cfgIndex, field} } or absent
+  ARGV[2] call (cjson), per call:
+    mode  "consume" | "check";  cost  units (0 only in check mode, to measure usage)
+    now   injected clock (epoch ms) or absent for the server clock
+    dl    server-clock epoch ms after which the caller has given up, or absent
+    f     the reservation's field in KEYS[1];  val  its pending value;  exp  PEXPIREAT of KEYS[1]
+    rid   true when KEYS[2] is a request id;  ridTtl  ms;  sig  the reservation's signature;
+    match "<kind>|<cost>|<cycleStart>": what a replay of the request id must ask for
 
-  ARGV:
-    [1]  nConfig           1 or 2, plus 2 for an org member (its credit fields)
-    [2]  nRead             number of usage keys to sum
-    [3]  nCharge           number of usage keys to charge
-    [4]  nowMs             epoch milliseconds of an injected clock, or "" to use the server clock (TIME)
-    [5]  dayStartMs        the UTC day the keys were planned for: [dayStartMs, dayEndMs)
-    [6]  dayEndMs
-    [7]  day               today's member, two digits "01".."31"
-    [8]  cost              units judged (0 only in check mode, to measure usage)
-    [9]  quota             units per cycle
-    [10] softLimit         "1" admits whatever the quota says
-    [11] mode              "check" (no writes) or "consume"
-    [12] useRequestId      "1" when KEYS[2] names a request id
-    [13] signature         the reservation's canonical string, stored with it
-    [14] reservationTtlMs  how long an unsettled reservation may still be settled
-    [15] requestIdTtlMs    how long a request id is remembered
-    [16] nCredit           0, or 4 for an org member
-    [17] creditsEnabled    "1" when the org has budgeting on (ignored when nCredit = 0)
-    [18] allocation        the member's allocation in millicredits, or -1 for no limit
-    [19] perUnit           millicredits one unit of this kind costs
-    [20] balanceField      org hash field holding the balance (millicredits)
-    [21] spentField        user hash field holding the spent counter (millicredits)
-    [22] deadlineMs        server-clock epoch ms after which the caller has given up, or "" for none
-    then, per config key:  nFields, then nFields pairs of field and "=" .. value, or "!" if missing
-    then, per read key:    fromDay, toDay (inclusive)
-
-  Reply: { status, allowed, used, nowMs, signature, creditDenied, creditCost, creditsAvailable }
-    status 1 DECIDED         allowed 0/1; used = cycle usage after the decision; creditDenied 1
-                             when the quota admitted but credits did not; creditCost = cost * perUnit;
-                             creditsAvailable = what the user may still spend after the decision,
-                             -1 when no budget applies (no org, or budgeting off)
-    status 2 REPLAYED        the request id was admitted before: allowed 1, its used and signature;
-                             nothing charged again (creditDenied 0, creditCost 0, creditsAvailable -1)
-    status 3 CONFIG_CHANGED  a config hash is gone or a field differs from the plan: re-plan
-    status 4 DAY_CHANGED     nowMs is outside the planned day: re-plan
-    status 5 WRONG_TYPE      a key holds the wrong Redis type; signature = that key. Nothing written.
-    status 6 BAD_CREDITS     the balance or spent counter is not an integer in [0, 10^15]; signature =
-                             the hash holding it. Nothing written.
-    status 7 EXPIRED         the server clock is past deadlineMs: the caller was already told Redis
-                             did not answer, so nothing may be charged. Nothing written.
-  Statuses 3 to 7 return only the first five elements.
+  Reply, a flat array; the first element is a STATUS (src/redis/statuses.ts):
+    DECIDED            { s, allowed 0/1, used (after the decision), nowMs, creditDenied 0/1,
+                         creditCost, creditsAvailable (-1 when no budget applies) }
+    REPLAYED           { s, 1, used now, nowMs, signature of the original reservation, "" for a re-sent copy }
+    REQUEST_ID_REUSED  { s, 0, 0, nowMs }  the request id was admitted for another kind, cost or cycle
+    CONFIG_CHANGED     { s, 0, 0, nowMs }  a config hash is gone or a field differs from the plan
+    DAY_CHANGED        { s, 0, 0, nowMs }  the clock left the planned day
+    EXPIRED            { s, 0, 0, nowMs }  past call.dl: the caller was told Redis did not answer
+    WRONG_TYPE         { s, 0, 0, nowMs, key }
+    BAD_COUNTER        { s, 0, 0, nowMs, key, field or day }  a score or credit counter is negative,
+                       fractional or too large to be one Tollgate wrote
+    COUNTER_LIMIT      { s, 0, 0, nowMs, key }  charging would take a counter past 2^53 - 1
+  Nothing is written unless the reply is DECIDED with allowed 1.
 
   Exactly once, even when a client re-sends a command whose reply was lost (ioredis does on
-  reconnect): the reservation id is chosen by the caller and is KEYS[1], so a copy of an
-  admission that already ran finds its own reservation and answers REPLAYED.
+  reconnect): the reservation field is chosen by the caller, so a copy of an admission that
+  already ran finds its own field and answers REPLAYED.
 ]]
 
-local reservationKey = KEYS[1]
+local bucketKey = KEYS[1]
 local requestIdKey = KEYS[2]
+local plan = cjson.decode(ARGV[1])
+local call = cjson.decode(ARGV[2])
 
-local nConfig = tonumber(ARGV[1])
-local nRead = tonumber(ARGV[2])
-local nCharge = tonumber(ARGV[3])
-local dayStartMs = tonumber(ARGV[5])
-local dayEndMs = tonumber(ARGV[6])
-local day = ARGV[7]
-local cost = tonumber(ARGV[8])
-local quota = tonumber(ARGV[9])
-local softLimit = ARGV[10] == '1'
-local consume = ARGV[11] == 'consume'
-local useRequestId = ARGV[12] == '1'
-local signature = ARGV[13]
-local reservationTtlMs = tonumber(ARGV[14])
-local requestIdTtlMs = tonumber(ARGV[15])
-local nCredit = tonumber(ARGV[16])
-local creditsEnabled = nCredit > 0 and ARGV[17] == '1'
-local allocation = tonumber(ARGV[18])
-local perUnit = tonumber(ARGV[19])
-local balanceField = ARGV[20]
-local spentField = ARGV[21]
-local deadlineMs = tonumber(ARGV[22])
+local consume = call.mode == 'consume'
+local cost = call.cost
 
 local time = redis.call('TIME')
 local serverNowMs = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
-local nowMs = tonumber(ARGV[4]) or serverNowMs
+local nowMs = call.now or serverNowMs
 
-local function hasType(key, expected)
-  local actual = redis.call('TYPE', key)['ok']
-  return actual == expected or actual == 'none'
+local function refuse(status, key, field)
+  return { status, 0, 0, nowMs, key or '', field or '' }
 end
 
+-- A copy of an admission that already ran (re-sent after a reconnect) answers as a replay.
+local replayed = false
 if consume then
-  if not hasType(reservationKey, 'hash') then return { 5, 0, 0, nowMs, reservationKey } end
-  local mine = redis.call('HMGET', reservationKey, 'signature', 'used')
-  if mine[1] then return { 2, 1, tonumber(mine[2]) or 0, nowMs, mine[1], 0, 0, -1 } end
+  local mine = read('HGET', bucketKey, call.f)
+  if mine == nil then return refuse(STATUS.WRONG_TYPE, bucketKey) end
+  replayed = mine ~= false
 end
 
-if deadlineMs and serverNowMs > deadlineMs then
-  return { 7, 0, 0, nowMs, '' }
+-- A replayed copy already charged: it only reports, whatever changed since.
+local firstConfig = 2
+local extras = {}
+if not replayed then
+  if call.dl and serverNowMs > call.dl then return refuse(STATUS.EXPIRED) end
+  if nowMs < plan.ds or nowMs >= plan.de then return refuse(STATUS.DAY_CHANGED) end
 end
 
-if nowMs < dayStartMs or nowMs >= dayEndMs then
-  return { 4, 0, 0, nowMs, '' }
-end
-
--- Config: every hash must still exist and every fingerprinted field must be as planned.
-local argIndex = 23
-for i = 1, nConfig do
-  local configKey = KEYS[2 + i]
-  if not hasType(configKey, 'hash') then return { 5, 0, 0, nowMs, configKey } end
-  if redis.call('EXISTS', configKey) == 0 then return { 3, 0, 0, nowMs, '' } end
-  local nFields = tonumber(ARGV[argIndex])
-  argIndex = argIndex + 1
-  for _ = 1, nFields do
-    local value = redis.call('HGET', configKey, ARGV[argIndex])
-    local encoded = value and ('=' .. value) or '!'
-    if encoded ~= ARGV[argIndex + 1] then return { 3, 0, 0, nowMs, '' } end
-    argIndex = argIndex + 2
+-- Config: one HMGET per hash; every fingerprinted field must be as planned.
+for i, part in ipairs(replayed and {} or plan.cfg) do
+  local key = KEYS[firstConfig + i]
+  local fields = {}
+  for _, field in ipairs(part.f) do fields[#fields + 1] = field end
+  for _, field in ipairs(part.x) do fields[#fields + 1] = field end
+  local values = read('HMGET', key, unpack(fields))
+  if values == nil then return refuse(STATUS.WRONG_TYPE, key) end
+  local encoded = {}
+  for j = 1, #part.f do
+    local value = values[j]
+    encoded[j] = value and (#value .. ':' .. value) or '!'
   end
+  if redis.sha1hex(table.concat(encoded, ';')) ~= part.d then return refuse(STATUS.CONFIG_CHANGED) end
+  -- All fingerprinted fields missing cannot tell a deleted hash from a sparse one.
+  if part.e and redis.call('EXISTS', key) == 0 then return refuse(STATUS.CONFIG_CHANGED) end
+  local extra = {}
+  for j = 1, #part.x do extra[j] = values[#part.f + j] end
+  extras[i] = extra
 end
 
-if useRequestId then
-  if not hasType(requestIdKey, 'hash') then return { 5, 0, 0, nowMs, requestIdKey } end
-  local previous = redis.call('HMGET', requestIdKey, 'signature', 'used')
-  if previous[1] then
-    return { 2, 1, tonumber(previous[2]) or 0, nowMs, previous[1], 0, 0, -1 }
+if call.rid and not replayed then
+  local previous = read('GET', requestIdKey)
+  if previous == nil then return refuse(STATUS.WRONG_TYPE, requestIdKey) end
+  if previous then
+    local stored = cjson.decode(previous)
+    if stored.match ~= call.match then return refuse(STATUS.REQUEST_ID_REUSED) end
+    call.sig = stored.sig
+    replayed = true
   end
 end
 
 -- Usage: sum the day members of each counted key that fall inside the cycle.
-local firstRead = 2 + nConfig
+local firstRead = firstConfig + #plan.cfg
 local used = 0
-for i = 1, nRead do
-  local usageKey = KEYS[firstRead + i]
-  if not hasType(usageKey, 'zset') then return { 5, 0, 0, nowMs, usageKey } end
-  local fromDay = tonumber(ARGV[argIndex])
-  local toDay = tonumber(ARGV[argIndex + 1])
-  argIndex = argIndex + 2
-  local entries = redis.call('ZRANGE', usageKey, 0, -1, 'WITHSCORES')
+for i, range in ipairs(plan.rd) do
+  local key = KEYS[firstRead + i]
+  local entries = read('ZRANGE', key, 0, -1, 'WITHSCORES')
+  if entries == nil then return refuse(STATUS.WRONG_TYPE, key) end
   for j = 1, #entries, 2 do
     local memberDay = tonumber(entries[j])
-    if memberDay and memberDay >= fromDay and memberDay <= toDay then
-      used = used + tonumber(entries[j + 1])
+    if memberDay and memberDay >= range[1] and memberDay <= range[2] then
+      local count = countOf(entries[j + 1])
+      if count == nil then return refuse(STATUS.BAD_COUNTER, key, entries[j]) end
+      used = used + count
     end
   end
 end
 
-local allowed = softLimit or (quota > 0 and used + cost <= quota)
+if replayed then return { STATUS.REPLAYED, 1, used, nowMs, call.sig or '' } end
+
+local allowed = plan.soft or (plan.q > 0 and used + cost <= plan.q)
 
 -- Credits: judged only when the quota admitted, so a denial names the real blocker.
-local firstCredit = firstRead + nRead + nCharge
-local userCredits = KEYS[firstCredit + 1]
-local orgCredits = KEYS[firstCredit + 2]
+local credits = plan.cr
 local creditCost = 0
 local creditsAvailable = -1
 local creditDenied = false
-if creditsEnabled then
-  -- A counter is written only by Tollgate; anything but plain digits means someone else wrote it.
-  local function counter(key, field)
-    local raw = redis.call('HGET', key, field)
-    if not raw or raw == '' then return 0 end
-    if not string.match(raw, '^%d+$') or #raw > 16 then return nil end
-    local value = tonumber(raw)
-    if value > 1e15 then return nil end
-    return value
-  end
-  local balance = counter(orgCredits, balanceField)
-  if balance == nil then return { 6, 0, 0, nowMs, orgCredits } end
-  local spent = counter(userCredits, spentField)
-  if spent == nil then return { 6, 0, 0, nowMs, userCredits } end
+local firstCharge = firstRead + #plan.rd
+local firstCredit = firstCharge + #plan.ch
+if credits and credits.on then
+  local balance = creditCounter(extras[credits.bal[1]][1])
+  if balance == nil then return refuse(STATUS.BAD_COUNTER, KEYS[firstConfig + credits.bal[1]], credits.bal[2]) end
+  local spent = creditCounter(extras[credits.spent[1]][1])
+  if spent == nil then return refuse(STATUS.BAD_COUNTER, KEYS[firstConfig + credits.spent[1]], credits.spent[2]) end
   creditsAvailable = balance
-  if allocation >= 0 then creditsAvailable = math.min(balance, math.max(0, allocation - spent)) end
-  creditCost = cost * perUnit
+  if credits.alloc >= 0 then creditsAvailable = math.min(balance, math.max(0, credits.alloc - spent)) end
+  creditCost = cost * credits.pu
   if allowed and creditCost > creditsAvailable then
     allowed = false
     creditDenied = true
@@ -195,40 +165,54 @@ if creditsEnabled then
 end
 
 if not consume or not allowed then
-  return { 1, allowed and 1 or 0, used, nowMs, '', creditDenied and 1 or 0, creditCost, creditsAvailable }
+  return { STATUS.DECIDED, allowed and 1 or 0, used, nowMs, creditDenied and 1 or 0, creditCost, creditsAvailable }
 end
 
--- Admission: check every key we are about to write before writing any of them.
-local firstCharge = firstRead + nRead
-for i = 1, nCharge do
-  if not hasType(KEYS[firstCharge + i], 'zset') then return { 5, 0, 0, nowMs, KEYS[firstCharge + i] } end
+-- Admission: prove every counter we are about to raise stays exact before writing any.
+local deltas = {}
+for i, charge in ipairs(plan.ch) do
+  local key = KEYS[firstCharge + i]
+  local score = read('ZSCORE', key, plan.day)
+  if score == nil then return refuse(STATUS.WRONG_TYPE, key) end
+  local current = 0
+  if score then
+    current = countOf(score)
+    if current == nil then return refuse(STATUS.BAD_COUNTER, key, plan.day) end
+  end
+  deltas[i] = cost * charge[1] + charge[2]
+  if current + deltas[i] > MAX_COUNTER then return refuse(STATUS.COUNTER_LIMIT, key) end
 end
-if not hasType(reservationKey, 'hash') then return { 5, 0, 0, nowMs, reservationKey } end
-local charged = creditsEnabled and creditCost > 0
+local charged = credits and credits.on and creditCost > 0
 if charged then
-  for i = 3, 4 do
-    if not hasType(KEYS[firstCredit + i], 'zset') then return { 5, 0, 0, nowMs, KEYS[firstCredit + i] } end
+  for i = 1, 2 do
+    local key = KEYS[firstCredit + i]
+    local score = read('ZSCORE', key, plan.day)
+    if score == nil then return refuse(STATUS.WRONG_TYPE, key) end
+    if score then
+      local current = countOf(score)
+      if current == nil then return refuse(STATUS.BAD_COUNTER, key, plan.day) end
+      if current + creditCost > MAX_COUNTER then return refuse(STATUS.COUNTER_LIMIT, key) end
+    end
   end
 end
 
-for i = 1, nCharge do
-  redis.call('ZINCRBY', KEYS[firstCharge + i], cost, day)
+for i = 1, #plan.ch do
+  redis.call('ZINCRBY', KEYS[firstCharge + i], deltas[i], plan.day)
 end
 used = used + cost
-redis.call('HSET', reservationKey, 'signature', signature, 'state', 'pending', 'used', used)
+local value = call.val
 if charged then
-  -- '%d' keeps large integers out of exponent notation, which HINCRBY would refuse mid-script.
-  redis.call('HINCRBY', orgCredits, balanceField, string.format('%d', -creditCost))
-  redis.call('HINCRBY', userCredits, spentField, string.format('%d', creditCost))
-  redis.call('ZINCRBY', KEYS[firstCredit + 3], creditCost, day)
-  redis.call('ZINCRBY', KEYS[firstCredit + 4], creditCost, day)
+  redis.call('ZINCRBY', KEYS[firstCredit + 1], creditCost, plan.day)
+  redis.call('ZINCRBY', KEYS[firstCredit + 2], creditCost, plan.day)
+  redis.call('HINCRBY', KEYS[firstConfig + credits.bal[1]], credits.bal[2], int(-creditCost))
+  redis.call('HINCRBY', KEYS[firstConfig + credits.spent[1]], credits.spent[2], int(creditCost))
   creditsAvailable = creditsAvailable - creditCost
   -- Settlement refunds failed units at the price they were charged, even if prices change meanwhile.
-  redis.call('HSET', reservationKey, 'perUnit', perUnit)
+  value = value .. ':' .. credits.pu
 end
-redis.call('PEXPIRE', reservationKey, reservationTtlMs)
-if useRequestId then
-  redis.call('HSET', requestIdKey, 'signature', signature, 'used', used)
-  redis.call('PEXPIRE', requestIdKey, requestIdTtlMs)
+redis.call('HSET', bucketKey, call.f, value)
+redis.call('PEXPIREAT', bucketKey, call.exp)
+if call.rid then
+  redis.call('SET', requestIdKey, cjson.encode({ match = call.match, sig = call.sig }), 'PX', call.ridTtl)
 end
-return { 1, 1, used, nowMs, signature, 0, creditCost, creditsAvailable }
+return { STATUS.DECIDED, 1, used, nowMs, 0, creditCost, creditsAvailable }

@@ -2,6 +2,8 @@
 export {
   Tollgate,
   type Admission,
+  type AdmittedAdmission,
+  type DeniedAdmission,
   type BulkCheck,
   type CheckRequest,
   type ConsumeRequest,
@@ -12,6 +14,7 @@ export {
   type UsageSummary,
 } from './tollgate.js';
 export type { CreditStatus, Decision, DecisionReason, Outcome, Reservation } from './core/accounting.js';
+export { MAX_COST } from './core/accounting.js';
 export { DEFAULT_CREDIT_PRICES } from './tollgate.js';
 export { createAdminRouter, type AdminChange, type AdminRouterOptions } from './admin/router.js';
 export { AdminOperations, apiKeyDigest, type AdminOperationsOptions, type AdminTarget } from './admin/operations.js';
@@ -24,7 +27,9 @@ export { MAX_NAME_LENGTH } from './core/names.js';
 export { API_KEY_SHA256_FIELD, MAP_KEY_FIELD } from './core/config.js';
 export {
   ERROR_CODES,
+  AuthenticationError,
   ConflictError,
+  CounterLimitError,
   ContentionError,
   InvalidConfigError,
   InvalidInputError,

@@ -1,47 +1,51 @@
 // The Tollgate client: check, consume and settle quota against Redis, and read quotas and usage back.
-import { randomUUID } from 'node:crypto';
 import { Cluster, Redis } from 'ioredis';
 import { z } from 'zod';
 import {
+  admissibleUnits,
   assertCost,
   assertReservation,
   breakdownOf,
+  chargeCheck,
   decisionOf,
+  pendingValue,
   planCredits,
   planDecision,
   refundKeys,
   reservationFromSignature,
   reservationSignature,
   settlementIncrements,
+  type CreditPlan,
   type Decision,
+  type DecisionPlan,
   type Outcome,
   type Reservation,
 } from './core/accounting.js';
+import { MAX_API_KEY_LENGTH, apiKeyMatches, sha256, storedApiKeys, type StoredApiKey } from './core/api-keys.js';
 import { CREDIT_FIELDS, resolveAccount, resolveCreditBudget, resolveOwnerSettings, type Account } from './core/config.js';
 import { billingCycle, dayStartMs, utcDay } from './core/cycle.js';
 import {
+  AuthenticationError,
+  ConflictError,
   ContentionError,
+  CounterLimitError,
   ERROR_CODES,
   InvalidConfigError,
   InvalidInputError,
+  NotFoundError,
   RedisUnavailableError,
   ReservationError,
 } from './core/errors.js';
-import { orgConfigKey, requestIdKey, reservationKey, usageKey, userConfigKey, type Owner } from './core/keys.js';
+import { orgConfigKey, requestIdKey, reservationSlot, usageKey, userConfigKey, type Owner } from './core/keys.js';
 import { assertName } from './core/names.js';
 import { METRICS, quotaKindSpec, type Metric, type QuotaKind } from './core/quota-kinds.js';
-import { AccountCache, readAccount, readOrg, serverTimeMs } from './redis/accounts.js';
-import { bounded, connect, type RedisClient } from './redis/connection.js';
-import { defineScripts, runDecide, runSettle, type DecideReply } from './redis/scripts.js';
+import { AccountCache, readOrg, serverTimeMs, type CachedAccount } from './redis/accounts.js';
+import { CallDeadlines, connect, type RedisClient } from './redis/connection.js';
+import { ReservationIds, SettleBatcher } from './redis/reservations.js';
+import { compileDecidePlan, defineScripts, runDecide, type CompiledPlan, type DecideReply } from './redis/scripts.js';
 
 const HOUR_MS = 3_600_000;
 const MINUTE_MS = 60_000;
-/**
- * How long a settled reservation is kept so a repeated settle is recognised. Short on
- * purpose: every request leaves one small hash, and at 1,000 requests/s an hour of them
- * would hold millions of keys.
- */
-const SETTLED_KEEP_MS = 5 * MINUTE_MS;
 
 /**
  * Default credit prices, in credits per 1000 units (= millicredits per unit), after ArcGIS
@@ -65,9 +69,9 @@ const optionsSchema = z.strictObject({
   clock: z.custom<() => number>((value) => typeof value === 'function', 'must be a function returning epoch ms').optional(),
   timeoutMs: z.number().int().min(10).max(60_000).default(1000),
   requestIdTtlMs: z.number().int().min(1000).max(30 * 24 * HOUR_MS).default(24 * HOUR_MS),
-  reservationTtlMs: z.number().int().min(1000).max(7 * 24 * HOUR_MS).default(15 * MINUTE_MS),
+  reservationTtlMs: z.number().int().min(1000).max(7 * 24 * HOUR_MS).default(5 * MINUTE_MS),
   maxAttempts: z.number().int().min(1).max(50).default(5),
-  configCacheMs: z.number().int().min(0).max(60_000).default(1000),
+  configCacheMs: z.number().int().min(0).max(10 * MINUTE_MS).default(MINUTE_MS),
   configCacheMaxUsers: z.number().int().min(1).max(10_000_000).default(10_000),
   creditPrices: z
     .strictObject({ geocoding: creditPrice.optional(), isolines: creditPrice.optional(), routing: creditPrice.optional() })
@@ -88,14 +92,18 @@ export interface TollgateOptions {
   readonly timeoutMs?: number;
   /** How long a request id is remembered, so a retried consume counts once. Default 24 h. */
   readonly requestIdTtlMs?: number;
-  /** How long an admitted request may still be settled; after that its charge simply stays. Default 15 min. */
+  /**
+   * How long an admitted request may still be settled (at least; up to a minute more); after that
+   * its charge simply stays and its reservation is gone from Redis. Default 5 min.
+   */
   readonly reservationTtlMs?: number;
   /** How often a decision is re-planned when config or the day changes under it. Default 5. */
   readonly maxAttempts?: number;
   /**
    * How long a user's config may be reused between decisions, in ms; 0 reads it every time.
-   * Default 1000. Never a correctness trade: the decide script re-checks every config field
-   * it relies on, so a change is seen by the very next decision (at the cost of a retry).
+   * Default 60,000. Never a correctness trade: the decide script re-checks every config field
+   * it relies on (API key fields included), so a change is seen by the very next decision (at
+   * the cost of a retry). `quota()` always reads afresh, so what operators read is current.
    */
   readonly configCacheMs?: number;
   /** Most users whose config is kept at once; the oldest goes first. Default 10,000. */
@@ -111,23 +119,45 @@ export interface TollgateOptions {
 export interface CheckRequest {
   readonly user: string;
   readonly kind: QuotaKind;
-  /** Units judged up front: rows of a bulk geocode, ranges of an isolines request. Default 1. */
+  /** Units judged up front: rows of a bulk geocode, ranges of an isolines request. Default 1, at most 10^9. */
   readonly cost?: number;
 }
 
 /** What to admit: like {@link CheckRequest}, with an optional id that makes retries count once. */
 export interface ConsumeRequest extends CheckRequest {
-  /** A client-chosen id; a consume repeated with it within `requestIdTtlMs` is not counted again. */
+  /**
+   * A client-chosen id; a consume repeated with it within `requestIdTtlMs` is not counted again.
+   * A repeat must ask for the same kind and cost in the same cycle, else it is refused
+   * (`ERR_TOLLGATE_REQUEST_ID_REUSED`) and nothing is charged.
+   */
   readonly requestId?: string;
+  /**
+   * The caller's API key, to authenticate in the same round trip: it must be one of the user's
+   * live keys (`map_key` or a stored digest), else the consume throws {@link AuthenticationError}
+   * and counts nothing. The decision re-checks the key fields atomically, so a key revoked a
+   * moment ago is refused.
+   */
+  readonly apiKey?: string;
 }
 
-/** The decision of a consume, and the reservation to settle when it was admitted. */
-export interface Admission extends Decision {
-  /** Present when admitted: pass it to {@link Tollgate.settle} when the request ends. */
-  readonly reservation: Reservation | null;
+/** An admitted consume: the decision and the reservation to settle if the outcome is not a plain success. */
+export type AdmittedAdmission = Decision & {
+  readonly allowed: true;
+  /** Pass it to {@link Tollgate.settle} when the request ends as anything but `success`. */
+  readonly reservation: Reservation;
   /** True when this answers a repeated request id: nothing was counted this time. */
   readonly replayed: boolean;
-}
+};
+
+/** A refused consume: the decision, nothing charged. */
+export type DeniedAdmission = Decision & {
+  readonly allowed: false;
+  readonly reservation: null;
+  readonly replayed: false;
+};
+
+/** The decision of a consume: narrow on `allowed` to reach the reservation. */
+export type Admission = AdmittedAdmission | DeniedAdmission;
 
 /** What a settlement did. */
 export interface SettleResult {
@@ -135,7 +165,7 @@ export interface SettleResult {
   readonly status: 'settled' | 'already_settled';
 }
 
-/** How many of `units` could be admitted now, without counting anything. */
+/** How many of `cost` units could be admitted now, without counting anything. */
 export interface BulkCheck {
   readonly decision: Decision;
   /** Units that fit: all of them under a soft limit, else at most what remains; and, under a credit budget, what the credits pay for. */
@@ -183,8 +213,32 @@ interface InFlight {
   readonly startedMs: number;
 }
 
+/** Everything a decision needs that holds for one account, one quota kind and one UTC day. */
+interface KindPlan {
+  readonly account: Account;
+  readonly plan: DecisionPlan;
+  readonly credits: CreditPlan | null;
+  readonly compiled: CompiledPlan;
+  /** The reservation check of admissions under this plan (see chargeCheck). */
+  readonly check: string;
+  readonly cycleStartMs: number;
+  readonly resetsAtMs: number;
+  /** What a replay of a request id must ask for, minus the cost: `<kind>|<cycleStart>|`. */
+  readonly matchPrefix: string;
+}
+
+/** What one decision produced, for the public methods to shape. */
+interface Decided {
+  readonly decision: Decision;
+  readonly account: Account;
+  readonly reservation: Reservation | null;
+  readonly replayed: boolean;
+}
+
 /** Slack past a caller's deadline before refunding, for the clocks' granularity. */
 const DEADLINE_MARGIN_MS = 50;
+/** Key of the parsed API keys in a cached account's derived data. */
+const API_KEYS = 'apiKeys';
 
 /** A pause that does not keep the process alive. */
 const sleep = (ms: number): Promise<void> =>
@@ -199,13 +253,16 @@ const sleep = (ms: number): Promise<void> =>
  * @example
  * const tollgate = new Tollgate({ redis: 'redis://127.0.0.1:6379' });
  * const admission = await tollgate.consume({ user: 'alice', kind: 'geocoding', cost: 3 });
- * if (admission.allowed) await tollgate.settle(admission.reservation!, 'success');
+ * if (admission.allowed) await tollgate.settle(admission.reservation, { success: 2, failed: 1 });
  */
 export class Tollgate {
   readonly #client: RedisClient;
   readonly #ownsClient: boolean;
   readonly #options: Readonly<ParsedOptions>;
   readonly #accounts: AccountCache;
+  readonly #ids: ReservationIds;
+  readonly #settler: SettleBatcher;
+  readonly #deadlines: CallDeadlines;
   /** Refunds of admissions whose answer was lost, still running. */
   readonly #refunds = new Set<Promise<void>>();
   #closing = false;
@@ -221,6 +278,9 @@ export class Tollgate {
     this.#client = typeof parsed.data.redis === 'string' ? connect(parsed.data.redis, parsed.data.timeoutMs) : parsed.data.redis;
     defineScripts(this.#client);
     this.#accounts = new AccountCache(this.#client, parsed.data.configCacheMs, parsed.data.configCacheMaxUsers);
+    this.#ids = new ReservationIds(parsed.data.reservationTtlMs);
+    this.#settler = new SettleBatcher(this.#client);
+    this.#deadlines = new CallDeadlines(parsed.data.timeoutMs);
   }
 
   /** The ioredis client in use, for callers that share it (the admin tools, health checks). */
@@ -236,21 +296,24 @@ export class Tollgate {
   /** Judges `cost` units without counting anything. */
   async check(request: CheckRequest): Promise<Decision> {
     const { user, kind, cost } = this.#validate(request);
-    return this.#bounded(async () => (await this.#decide(user, kind, cost, 'check', null)).decision);
+    return this.#bounded(async () => (await this.#decide(user, kind, cost, 'check', null, null)).decision);
   }
 
   /**
-   * Judges `cost` units and, when allowed, charges them in the same atomic step. Settle the
-   * returned reservation when the request ends; an unsettled reservation stays charged.
+   * Judges `cost` units and, when allowed, charges them in the same atomic step, as a success.
+   * Settle the returned reservation when the request ends otherwise (empty, failed, a split);
+   * a success needs no settle.
    */
   async consume(request: ConsumeRequest): Promise<Admission> {
     const { user, kind, cost } = this.#validate(request);
     const requestId = request.requestId === undefined ? null : assertName('request id', request.requestId);
+    const apiKey = request.apiKey === undefined ? null : presentedDigest(request.apiKey);
     const unanswered: InFlight = { reservation: null, startedMs: performance.now() };
     try {
       return await this.#bounded(async () => {
-        const { decision, reservation, replayed } = await this.#decide(user, kind, cost, 'consume', requestId, unanswered);
-        return Object.freeze({ ...decision, reservation, replayed });
+        const { decision, reservation, replayed } = await this.#decide(user, kind, cost, 'consume', requestId, apiKey, unanswered);
+        // The decision object is this call's own: extend it rather than copy it.
+        return Object.assign(decision, { reservation, replayed }) as Admission;
       });
     } catch (error) {
       // The caller is told Redis was unavailable. If an admission was sent and never answered,
@@ -266,20 +329,21 @@ export class Tollgate {
   /**
    * Records how an admitted request ended. `success` and `empty` units stay charged (under
    * their metric); `failed` units are refunded and recorded as failed_responses. Settling
-   * the same reservation again changes nothing and answers `already_settled`.
+   * the same reservation again changes nothing and answers `already_settled`. Settlements made
+   * at the same moment go to Redis together, in one script call.
    */
   async settle(reservation: Reservation, outcome: Outcome): Promise<SettleResult> {
     const checked = assertReservation(reservation);
     const breakdown = breakdownOf(outcome, checked.cost);
-    const increments = settlementIncrements(checked, breakdown);
+    const slot = reservationSlot(checked.id);
     const orgKey = checked.org === null ? null : orgConfigKey(checked.org);
     const reply = await this.#bounded(() =>
-      runSettle(this.#client, {
-        reservationKey: reservationKey(checked.id),
-        signature: reservationSignature(checked),
+      this.#settler.submit({
+        bucketKey: slot.key,
+        field: slot.field,
+        pendingValue: pendingValue(chargeCheck(checked), checked.cost),
         day: checked.day,
-        keepMs: Math.min(this.#options.reservationTtlMs, SETTLED_KEEP_MS),
-        increments,
+        increments: settlementIncrements(checked, breakdown),
         failedUnits: breakdown.failed,
         creditKeys: refundKeys(checked, userConfigKey(checked.user), orgKey),
       }),
@@ -289,24 +353,24 @@ export class Tollgate {
       case 'already_settled':
         return { status: reply };
       case 'unknown':
-        throw new ReservationError(ERROR_CODES.unknownReservation, 'no such reservation: never made, or expired (its charge stays)');
+        throw new ReservationError(ERROR_CODES.unknownReservation, 'no such reservation: never made, or past its settle window (its charge stays)');
       case 'mismatch':
         throw new ReservationError(ERROR_CODES.unknownReservation, 'reservation does not match the one admitted');
       case 'wrong_type':
-        throw new InvalidConfigError(reservationKey(checked.id), '', 'a key of this reservation holds the wrong Redis type');
+        throw new InvalidConfigError(slot.key, '', 'a key of this reservation holds the wrong Redis type; nothing was written');
       case 'bad_credits':
         throw new InvalidConfigError(orgKey ?? userConfigKey(checked.user), CREDIT_FIELDS.balance, 'a credit counter is not an integer; nothing was refunded');
     }
   }
 
-  /** How many of `units` would be admitted now (a bulk pre-check); counts nothing. */
-  async checkBulk(request: { readonly user: string; readonly kind: QuotaKind; readonly units: number }): Promise<BulkCheck> {
-    const units = assertCost(request.units);
-    const decision = await this.check({ user: request.user, kind: request.kind, cost: units });
-    let admissible = decision.softLimit ? units : Math.min(units, decision.remaining);
+  /** How many of `cost` units would be admitted now (a bulk pre-check); counts nothing. */
+  async checkBulk(request: CheckRequest): Promise<BulkCheck> {
+    const cost = assertCost(request.cost === undefined ? 1 : request.cost);
+    const decision = await this.check({ user: request.user, kind: request.kind, cost });
+    let admissible = admissibleUnits(decision, cost);
     const credits = decision.credits;
     if (credits !== null && credits.costMillicredits > 0) {
-      const perUnit = credits.costMillicredits / units;
+      const perUnit = credits.costMillicredits / cost;
       admissible = Math.min(admissible, Math.floor(credits.availableMillicredits / perUnit));
     }
     return { decision, admissible };
@@ -317,8 +381,8 @@ export class Tollgate {
     assertName('user', user);
     quotaKindSpec(kind);
     return this.#bounded(async () => {
-      const { decision, account } = await this.#decide(user, kind, 0, 'check', null);
-      return Object.freeze({
+      const { decision, account } = await this.#decide(user, kind, 0, 'check', null, null, undefined, true);
+      return {
         user,
         org: account.org,
         kind,
@@ -331,7 +395,7 @@ export class Tollgate {
         blockPrice: account.blockPrice,
         cycleStart: decision.cycleStart,
         resetsAt: decision.resetsAt,
-      });
+      };
     });
   }
 
@@ -349,10 +413,10 @@ export class Tollgate {
       let periodEndDay: number | null;
       let nowMs: number;
       if (target.type === 'user') {
-        const snapshot = await readAccount(this.#client, target.name);
-        const account = resolveAccount(snapshot.source, kind);
+        const entry = await this.#accounts.load(target.name);
+        const account = this.#resolve(entry, kind);
         ({ serviceType, periodEndDay } = account);
-        nowMs = this.#options.clock?.() ?? snapshot.serverNowMs;
+        nowMs = this.#options.clock?.() ?? Date.now() + entry.offsetMs;
       } else {
         const [org, serverNowMs] = await Promise.all([readOrg(this.#client, target.name), serverTimeMs(this.#client)]);
         ({ serviceType, periodEndDay } = resolveOwnerSettings(org.key, org.hash, kind));
@@ -375,19 +439,18 @@ export class Tollgate {
           if (day >= read.span.fromDay && day <= read.span.toDay) metrics[read.metric] += Number(flat[i + 1]);
         }
       });
-      return Object.freeze({
+      return {
         owner: target,
         kind,
         serviceType,
         cycleStart: new Date(dayStartMs(cycle.start)),
         resetsAt: new Date(dayStartMs(cycle.nextStart)),
-        metrics: Object.freeze(metrics),
+        metrics,
         used: spec.countedMetrics.reduce((sum, metric) => sum + metrics[metric], 0),
-      });
+      };
     });
   }
 
-  /** Closes the Redis connection if Tollgate opened it; a client passed in is left to its owner. */
   /**
    * Waits for refunds of unanswered admissions still in progress (each gives up after one
    * more attempt once closing), then closes the Redis connection if Tollgate opened it; a
@@ -438,7 +501,104 @@ export class Tollgate {
   }
 
   #bounded<T>(call: () => Promise<T>): Promise<T> {
-    return bounded(this.#options.timeoutMs, call);
+    return this.#deadlines.run(call);
+  }
+
+  /** The account of one quota kind; a garbled field drops the cached entry, so a repair counts at once. */
+  #resolve(entry: CachedAccount, kind: QuotaKind): Account {
+    try {
+      return resolveAccount(entry.source, kind);
+    } catch (error) {
+      this.#accounts.forget(entry.source.user);
+      throw error;
+    }
+  }
+
+  /** The cached plan of `kind` for the UTC day of `nowMs`, built once per account, kind and day. */
+  #planFor(entry: CachedAccount, kind: QuotaKind, nowMs: number): KindPlan {
+    const cached = entry.derived.get(kind) as KindPlan | undefined;
+    if (cached !== undefined && nowMs >= cached.plan.dayStartMs && nowMs < cached.plan.dayEndMs) return cached;
+    const account = this.#resolve(entry, kind);
+    const plan = planDecision(account, nowMs);
+    let budget;
+    try {
+      budget = resolveCreditBudget(entry.source);
+    } catch (error) {
+      this.#accounts.forget(entry.source.user);
+      throw error;
+    }
+    const credits = planCredits(account, budget, this.#options.creditPrices[kind], plan.yyyymm);
+    const compiled = compileDecidePlan({
+      fingerprint: plan.fingerprint,
+      reads: plan.reads,
+      charges: plan.charges,
+      day: plan.day,
+      dayStartMs: plan.dayStartMs,
+      dayEndMs: plan.dayEndMs,
+      quota: account.quota,
+      softLimit: account.softLimit,
+      credits,
+    });
+    const cycleStartMs = dayStartMs(plan.cycle.start);
+    const kindPlan: KindPlan = {
+      account,
+      plan,
+      credits,
+      compiled,
+      check: chargeCheck({ ...account, yyyymm: plan.yyyymm, day: plan.day }),
+      cycleStartMs,
+      resetsAtMs: dayStartMs(plan.cycle.nextStart),
+      matchPrefix: `${kind}|${cycleStartMs}|`,
+    };
+    entry.derived.set(kind, kindPlan);
+    return kindPlan;
+  }
+
+  /**
+   * Whether `digest` is a live key of the cached user. Parsed keys are kept with the entry; the
+   * comparison runs in constant time over at least a fixed number of keys (see apiKeyMatches).
+   */
+  #keyMatches(entry: CachedAccount, digest: Buffer): boolean {
+    let keys = entry.derived.get(API_KEYS) as StoredApiKey[] | undefined;
+    if (keys === undefined) {
+      keys = storedApiKeys(entry.source.userHash);
+      entry.derived.set(API_KEYS, keys);
+    }
+    return apiKeyMatches(digest, keys, Date.now() + entry.offsetMs);
+  }
+
+  /**
+   * Authenticates a caller without spending anything: `apiKey` must be one of the user's live
+   * keys, read from Redis now (so a revoked key is refused at once). Throws
+   * {@link AuthenticationError} for a wrong key or an unknown user alike.
+   */
+  async authenticate(request: { readonly user: string; readonly apiKey: string }): Promise<void> {
+    const user = assertName('user', request?.user);
+    const digest = presentedDigest(request.apiKey);
+    await this.#bounded(() => this.#account(user, true, digest));
+  }
+
+  /**
+   * The user's config for a decision: cached unless `fresh`. With an API key, the caller is
+   * authenticated on it; a key that does not match the cached config is checked once more
+   * against the user hash read now (it may be a new key) before the caller is refused. An
+   * unknown user and a wrong key cost the same read (the user hash and TIME, one round trip;
+   * the org hash is read only for a matching key) and end alike: {@link AuthenticationError}.
+   */
+  async #account(user: string, fresh: boolean, apiKey: Buffer | null): Promise<CachedAccount> {
+    const cached = fresh ? undefined : this.#accounts.cached(user);
+    if (cached !== undefined && (apiKey === null || this.#keyMatches(cached, apiKey))) return cached;
+    if (apiKey === null) return this.#accounts.load(user);
+    try {
+      return await this.#accounts.load(user, (userHash, serverNowMs) => {
+        if (!apiKeyMatches(apiKey, storedApiKeys(userHash), serverNowMs)) throw new AuthenticationError();
+      });
+    } catch (error) {
+      if (!(error instanceof NotFoundError) || error.code !== ERROR_CODES.unknownUser) throw error;
+      // Same comparisons as for a user with keys, so timing does not tell the user is unknown.
+      apiKeyMatches(apiKey, [], 0);
+      throw new AuthenticationError();
+    }
   }
 
   /** Plans a decision, runs it atomically, and re-plans when config or the day moved underneath. */
@@ -448,56 +608,56 @@ export class Tollgate {
     cost: number,
     mode: 'check' | 'consume',
     requestId: string | null,
+    apiKey: Buffer | null,
     unanswered?: InFlight,
-  ): Promise<{ decision: Decision; account: Account; reservation: Reservation | null; replayed: boolean }> {
+    freshConfig = false,
+  ): Promise<Decided> {
     const startedMs = performance.now();
     for (let attempt = 1; attempt <= this.#options.maxAttempts; attempt += 1) {
-      const snapshot = await this.#accounts.read(user, attempt > 1);
+      const entry = await this.#account(user, freshConfig || attempt > 1, apiKey);
       // What is left of the caller's time budget. `bounded` has already rejected the caller
       // once it is spent, but this function runs on: it must not charge after that.
       const budgetMs = this.#options.timeoutMs - (performance.now() - startedMs);
       if (budgetMs <= 0) throw new RedisUnavailableError(`Redis did not answer within ${this.#options.timeoutMs} ms`);
-      const account = resolveAccount(snapshot.source, kind);
+      const serverNowMs = Date.now() + entry.offsetMs;
       const injectedNowMs = this.#options.clock?.() ?? null;
-      const plan = planDecision(account, injectedNowMs ?? snapshot.serverNowMs);
-      const credits = planCredits(
-        account,
-        resolveCreditBudget(snapshot.source),
-        this.#options.creditPrices[kind],
-        plan.yyyymm,
-      );
-      const reservation: Reservation = {
-        id: randomUUID(),
-        user,
-        org: account.org,
-        kind,
-        serviceType: account.serviceType,
-        yyyymm: plan.yyyymm,
-        day: plan.day,
-        cost,
-      };
+      const planned = this.#planFor(entry, kind, injectedNowMs ?? serverNowMs);
+      const { account, plan } = planned;
+      let reservation: Reservation | null = null;
+      let slot = null;
+      if (mode === 'consume') {
+        slot = this.#ids.next(serverNowMs);
+        reservation = {
+          id: slot.id,
+          user,
+          org: account.org,
+          kind,
+          serviceType: account.serviceType,
+          yyyymm: plan.yyyymm,
+          day: plan.day,
+          cost,
+        };
+      }
       if (unanswered !== undefined) unanswered.reservation = reservation;
-      const reply: DecideReply = await runDecide(this.#client, {
-        reservationKey: reservationKey(reservation.id),
-        requestIdKey: requestId === null ? null : requestIdKey(user, requestId),
-        fingerprint: plan.fingerprint,
-        reads: plan.reads,
-        chargeKeys: plan.chargeKeys,
-        nowMs: injectedNowMs,
-        dayStartMs: plan.dayStartMs,
-        dayEndMs: plan.dayEndMs,
-        day: plan.day,
-        cost,
-        quota: account.quota,
-        softLimit: account.softLimit,
+      const reply: DecideReply = await runDecide(this.#client, planned.compiled, {
         mode,
-        signature: reservationSignature(reservation),
-        reservationTtlMs: this.#options.reservationTtlMs,
-        requestIdTtlMs: this.#options.requestIdTtlMs,
-        credits,
-        // TIME was read after the budget started, so this is never later than the moment the
-        // caller gives up, on the server's clock.
-        deadlineMs: Math.floor(snapshot.serverNowMs + budgetMs),
+        cost,
+        nowMs: injectedNowMs,
+        // The offset errs early, so this is never later than the moment the caller gives up, on the server's clock.
+        deadlineMs: Math.floor(serverNowMs + budgetMs),
+        bucketKey: slot?.bucketKey ?? (planned.compiled.configKeys[0] as string),
+        field: slot?.field ?? '',
+        pendingValue: pendingValue(planned.check, cost),
+        expireAtMs: slot?.expireAtMs ?? 0,
+        requestId:
+          requestId === null || reservation === null
+            ? null
+            : {
+                key: requestIdKey(user, requestId),
+                ttlMs: this.#options.requestIdTtlMs,
+                signature: reservationSignature(reservation),
+                match: `${planned.matchPrefix}${cost}`,
+              },
       });
       if (unanswered !== undefined) unanswered.reservation = null;
       switch (reply.status) {
@@ -507,29 +667,36 @@ export class Tollgate {
           continue;
         case 'wrong_type':
           throw new InvalidConfigError(reply.key, '', 'holds the wrong Redis type; nothing was written');
-        case 'expired':
-          throw new RedisUnavailableError(`Redis answered after ${this.#options.timeoutMs} ms; nothing was counted`);
-        case 'bad_credits':
+        case 'bad_counter':
+          this.#accounts.forget(user);
           throw new InvalidConfigError(
             reply.key,
-            reply.key === credits?.keys[1] ? CREDIT_FIELDS.balance : CREDIT_FIELDS.spent,
-            'not an integer in [0, 10^15]; nothing was written',
+            reply.field,
+            'not a count Tollgate could have written (negative, fractional or past 2^53 - 1); nothing was written. Repair it with `tollgate usage repair`',
+          );
+        case 'counter_limit':
+          throw new CounterLimitError(reply.key);
+        case 'expired':
+          throw new RedisUnavailableError(`Redis answered after ${this.#options.timeoutMs} ms; nothing was counted`);
+        case 'request_id_reused':
+          throw new ConflictError(
+            ERROR_CODES.requestIdReused,
+            'this request id was admitted for another quota kind, cost or billing cycle; nothing was charged',
           );
         case 'replayed': {
-          const original = reservationFromSignature(reply.signature);
+          const original = reply.signature === '' ? (reservation as Reservation) : reservationFromSignature(reply.signature);
           const decision = decisionOf(account, plan, { allowed: true, used: reply.used, cost: original.cost });
           return { decision, account, reservation: original, replayed: true };
         }
         case 'decided': {
-          const budgeted = credits !== null && credits.enabled;
+          const budgeted = planned.credits !== null && planned.credits.enabled;
           const decision = decisionOf(account, plan, {
             allowed: reply.allowed,
             used: reply.used,
             cost,
             credits: budgeted ? reply.credits : null,
           });
-          const admitted = mode === 'consume' && reply.allowed;
-          return { decision, account, reservation: admitted ? Object.freeze(reservation) : null, replayed: false };
+          return { decision, account, reservation: reply.allowed ? reservation : null, replayed: false };
         }
       }
     }
@@ -538,4 +705,10 @@ export class Tollgate {
       `config or the day kept changing during ${this.#options.maxAttempts} attempts; retry`,
     );
   }
+}
+
+/** The digest of an API key given to consume; a key no user could hold is refused like a wrong one. */
+function presentedDigest(apiKey: unknown): Buffer {
+  if (typeof apiKey !== 'string' || apiKey.length === 0 || apiKey.length > MAX_API_KEY_LENGTH) throw new AuthenticationError();
+  return sha256(apiKey);
 }

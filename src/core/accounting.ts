@@ -1,8 +1,9 @@
 // Pure accounting: which keys a decision reads and writes, and how a settlement moves a charge.
-import { MAX_COUNT, type Account, type CreditBudget, type FingerprintPart } from './config.js';
+import { createHash } from 'node:crypto';
+import { type Account, type CreditBudget, type FingerprintPart } from './config.js';
 import { billingCycle, dayMember, dayStartMs, dayWindowMs, utcDay, yyyymm, type CalendarDay, type Cycle } from './cycle.js';
 import { ERROR_CODES, InvalidInputError } from './errors.js';
-import { creditLedgerKey, usageKey, type Owner } from './keys.js';
+import { RESERVATION_ID, creditLedgerKey, usageKey, type Owner } from './keys.js';
 import { assertName } from './names.js';
 import { quotaKindSpec, type Metric, type QuotaKind } from './quota-kinds.js';
 
@@ -91,8 +92,8 @@ export interface DecisionPlan {
   readonly day: string;
   readonly fingerprint: readonly FingerprintPart[];
   readonly reads: readonly UsageRead[];
-  /** Applied with the admitted cost: the charged metric and total_requests, for the user and its org. */
-  readonly chargeKeys: readonly string[];
+  /** What an admission writes (see {@link admissionCharges}). */
+  readonly charges: readonly Charge[];
 }
 
 /** The owners whose keys record a request: the user, and its org when it has one. */
@@ -131,30 +132,65 @@ export function admissibleUnits(rule: Omit<RuleInput, 'cost'>, units: number): n
   return Math.max(0, Math.min(units, rule.quota - rule.used));
 }
 
-/** Checks a cost: a positive integer no larger than {@link MAX_COUNT}. */
+/**
+ * Most units one call may judge or charge: 10^9 (a bulk geocode of a billion rows). Bounded so no
+ * single call can push a counter toward the 2^53 a sorted-set score holds exactly.
+ */
+export const MAX_COST = 1_000_000_000;
+
+/** Checks a cost: a positive integer no larger than {@link MAX_COST}. */
 export function assertCost(cost: unknown): number {
-  if (typeof cost !== 'number' || !Number.isSafeInteger(cost) || cost < 1 || cost > MAX_COUNT) {
-    throw new InvalidInputError(ERROR_CODES.invalidCost, `cost must be a positive integer up to ${MAX_COUNT}`);
+  if (typeof cost !== 'number' || !Number.isSafeInteger(cost) || cost < 1 || cost > MAX_COST) {
+    throw new InvalidInputError(ERROR_CODES.invalidCost, `cost must be a positive integer up to ${MAX_COST}`);
   }
   return cost;
 }
 
-/**
- * The keys an admission adds its cost to: the kind's charged metric and total_requests, for
- * the user and, for a member, its org, in the month of admission.
- */
-export function admissionKeys(charge: {
+/** One counter an admission raises, by `cost × perCost + fixed`. */
+export interface Charge {
+  readonly key: string;
+  readonly perCost: number;
+  readonly fixed: number;
+}
+
+/** Where an admission is recorded: who, which kind and service type, which month. */
+export interface ChargeTarget {
   readonly user: string;
   readonly org: string | null;
   readonly kind: QuotaKind;
   readonly serviceType: string;
   readonly yyyymm: string;
-}): string[] {
-  const spec = quotaKindSpec(charge.kind);
-  return recordingOwners(charge.user, charge.org).flatMap((owner) => [
-    usageKey(owner, charge.serviceType, spec.chargedMetric, charge.yyyymm),
-    usageKey(owner, charge.serviceType, 'total_requests', charge.yyyymm),
-  ]);
+}
+
+/**
+ * What an admission writes, as if the request will succeed: the cost into the kind's charged
+ * metric and total_requests, and for isolines 1 into success_responses (CARTO counts a request
+ * with any success once), for the user and, for a member, its org, in the month of admission.
+ * So a request that succeeds needs no settlement at all.
+ */
+export function admissionCharges(target: ChargeTarget): Charge[] {
+  const spec = quotaKindSpec(target.kind);
+  return recordingOwners(target.user, target.org).flatMap((owner) => {
+    const key = (metric: Metric): string => usageKey(owner, target.serviceType, metric, target.yyyymm);
+    const charges: Charge[] = [
+      { key: key(spec.chargedMetric), perCost: 1, fixed: 0 },
+      { key: key('total_requests'), perCost: 1, fixed: 0 },
+    ];
+    if (spec.countsSuccessfulRequests) charges.push({ key: key('success_responses'), perCost: 0, fixed: 1 });
+    return charges;
+  });
+}
+
+/** The increments an admission of `cost` applies (see {@link admissionCharges}). */
+export function admissionIncrements(target: ChargeTarget, cost: number): Increment[] {
+  return admissionCharges(target).map((charge) => ({ key: charge.key, delta: cost * charge.perCost + charge.fixed }));
+}
+
+/** The keys an admission adds its cost to (the charged metric and total_requests of each recording owner). */
+export function admissionKeys(target: ChargeTarget): string[] {
+  return admissionCharges(target)
+    .filter((charge) => charge.perCost > 0)
+    .map((charge) => charge.key);
 }
 
 /** Plans a decision for `account` at the UTC day of `nowMs`. */
@@ -171,7 +207,7 @@ export function planDecision(account: Account, nowMs: number): DecisionPlan {
     })),
   );
   const month = yyyymm(day.year, day.month);
-  const chargeKeys = admissionKeys({ ...account, yyyymm: month });
+  const charges = admissionCharges({ ...account, yyyymm: month });
   const window = dayWindowMs(day);
   return {
     cycle,
@@ -182,7 +218,7 @@ export function planDecision(account: Account, nowMs: number): DecisionPlan {
     day: dayMember(day.day),
     fingerprint: account.fingerprint,
     reads,
-    chargeKeys,
+    charges,
   };
 }
 
@@ -256,18 +292,19 @@ export function breakdownOf(outcome: Outcome, cost: number): Breakdown {
 }
 
 /**
- * The increments that settle a reservation: empty units move from the charged metric to
- * `empty_responses` (still counted), failed units move to `failed_responses` (refunded),
- * and for isolines a request with any success adds 1 to `success_responses`, as CARTO does.
+ * The increments that settle a reservation, relative to what the admission wrote: empty units
+ * move from the charged metric to `empty_responses` (still counted), failed units move to
+ * `failed_responses` (refunded), and for isolines the 1 the admission put in
+ * `success_responses` is taken back when no unit succeeded. All success: nothing to write.
  */
-export function settlementIncrements(reservation: Reservation, breakdown: Breakdown): Increment[] {
+export function settlementIncrements(reservation: ChargeTarget & { readonly cost: number }, breakdown: Breakdown): Increment[] {
   const spec = quotaKindSpec(reservation.kind);
   const moves: Array<[Metric, number]> = [
     [spec.chargedMetric, -(breakdown.empty + breakdown.failed)],
     ['empty_responses', breakdown.empty],
     ['failed_responses', breakdown.failed],
   ];
-  if (spec.countsSuccessfulRequests && breakdown.success > 0) moves.push(['success_responses', 1]);
+  if (spec.countsSuccessfulRequests && breakdown.success === 0) moves.push(['success_responses', -1]);
   return recordingOwners(reservation.user, reservation.org).flatMap((owner) =>
     moves
       .filter(([, delta]) => delta !== 0)
@@ -275,7 +312,22 @@ export function settlementIncrements(reservation: Reservation, breakdown: Breakd
   );
 }
 
-/** A canonical string of a reservation, stored with it so a settlement can prove it names the same charge. */
+/**
+ * A short digest of where a reservation charged (user, org, kind, service type, month, day),
+ * stored in its pending value so a settlement proves it names the same charge. Computed once
+ * per cached plan on the admission side.
+ */
+export function chargeCheck(target: ChargeTarget & { readonly day: string }): string {
+  const canonical = JSON.stringify([target.user, target.org, target.kind, target.serviceType, target.yyyymm, target.day]);
+  return createHash('sha1').update(canonical).digest('base64url').slice(0, 10);
+}
+
+/** The value a pending reservation holds in its bucket: `p<cost>:<check>`. */
+export function pendingValue(check: string, cost: number): string {
+  return `p${cost}:${check}`;
+}
+
+/** A canonical string of a reservation, stored with a request id so a replay returns the same reservation. */
 export function reservationSignature(reservation: Reservation): string {
   const { id, user, org, kind, serviceType, yyyymm: month, day, cost } = reservation;
   return JSON.stringify([id, user, org, kind, serviceType, month, day, cost]);
@@ -295,7 +347,7 @@ export function decisionOf(
   else if (softLimit) reason = 'soft_limit';
   else if (quota === 0) reason = 'no_quota';
   else reason = result.allowed ? 'within_quota' : 'quota_exceeded';
-  return Object.freeze({
+  return {
     allowed: result.allowed,
     reason,
     user: account.user,
@@ -309,11 +361,8 @@ export function decisionOf(
     softLimit,
     cycleStart: new Date(dayStartMs(plan.cycle.start)),
     resetsAt: new Date(dayStartMs(plan.cycle.nextStart)),
-    credits:
-      credits === null
-        ? null
-        : Object.freeze({ costMillicredits: credits.costMillicredits, availableMillicredits: credits.availableMillicredits }),
-  });
+    credits: credits === null ? null : { costMillicredits: credits.costMillicredits, availableMillicredits: credits.availableMillicredits },
+  };
 }
 
 const YYYYMM = /^\d{4}(0[1-9]|1[0-2])$/;
@@ -330,7 +379,7 @@ export function assertReservation(value: unknown): Reservation {
   };
   if (typeof value !== 'object' || value === null) return bad('not an object');
   const r = value as Record<string, unknown>;
-  if (typeof r.id !== 'string' || !/^[A-Za-z0-9-]{1,64}$/.test(r.id)) bad('id');
+  if (typeof r.id !== 'string' || !RESERVATION_ID.test(r.id)) bad('id');
   assertName('user', r.user);
   if (r.org !== null) assertName('org', r.org);
   quotaKindSpec(r.kind);

@@ -15,6 +15,9 @@ export const NAMED_DIGEST_PREFIX = 'api_key_sha256:';
 /** `api_key_expires_at:<name>`: epoch ms from which the named key is refused (a rotation's overlap end). */
 export const EXPIRES_AT_PREFIX = 'api_key_expires_at:';
 
+/** Longest API key accepted anywhere; a longer one is refused before it is hashed. */
+export const MAX_API_KEY_LENGTH = 512;
+
 /** `api_key_created_at:<name>`: epoch ms the named key was made (shown to operators, never used to authenticate). */
 export const CREATED_AT_PREFIX = 'api_key_created_at:';
 

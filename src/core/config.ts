@@ -1,6 +1,7 @@
 // Parsing of the CARTO config hashes and the user/org merge rules of SPEC section 1.
 import { daysInMonth, type CalendarDay } from './cycle.js';
 import { ERROR_CODES, InvalidConfigError, InvalidInputError } from './errors.js';
+import { isCredentialField } from './api-keys.js';
 import { assertName, nameProblem } from './names.js';
 import { quotaKindSpec, type QuotaKind } from './quota-kinds.js';
 
@@ -182,7 +183,15 @@ export function resolveAccount(source: AccountSource, kind: QuotaKind): Account 
   const providerSource = pick(spec.providerField);
   const provider = parseProvider(providerSource.key, spec.providerField, providerSource.raw, spec.defaultProvider);
 
-  const userFields = [ORGANIZATION_FIELD, spec.quotaField, spec.softLimitField, spec.providerField, PERIOD_END_DATE_FIELD];
+  // The API key fields too: a decision that authenticated a caller proves the key still stands.
+  const userFields = [
+    ORGANIZATION_FIELD,
+    spec.quotaField,
+    spec.softLimitField,
+    spec.providerField,
+    PERIOD_END_DATE_FIELD,
+    ...Object.keys(userHash).filter(isCredentialField),
+  ];
   const orgFields = [spec.quotaField, spec.providerField, PERIOD_END_DATE_FIELD];
   const part = (key: string, hash: RawHash, fields: string[]): FingerprintPart => ({
     key,

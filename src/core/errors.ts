@@ -28,6 +28,9 @@ export const ERROR_CODES = {
   hasMembers: 'ERR_TOLLGATE_HAS_MEMBERS',
   hasUsage: 'ERR_TOLLGATE_HAS_USAGE',
   adjustmentTooLarge: 'ERR_TOLLGATE_ADJUSTMENT_TOO_LARGE',
+  requestIdReused: 'ERR_TOLLGATE_REQUEST_ID_REUSED',
+  counterLimit: 'ERR_TOLLGATE_COUNTER_LIMIT',
+  unauthorized: 'ERR_TOLLGATE_UNAUTHORIZED',
 } as const;
 
 /** A stable `ERR_TOLLGATE_*` code. */
@@ -70,6 +73,30 @@ export class ConflictError extends TollgateError {}
 
 /** A settlement names a reservation that does not exist (never made, or expired) or does not match. */
 export class ReservationError extends TollgateError {}
+
+/**
+ * The API key given with a consume is not one of the user's live keys, or the user does not
+ * exist: the two are answered alike (and in the same time), so a caller cannot tell which.
+ */
+export class AuthenticationError extends TollgateError {
+  constructor() {
+    super(ERROR_CODES.unauthorized, 'unknown user or wrong API key');
+  }
+}
+
+/**
+ * Charging would take a usage counter past 2^53 - 1, the largest count a sorted-set score holds
+ * exactly; nothing was written. Only a soft-limited account can get there, after ~9 * 10^15 units.
+ */
+export class CounterLimitError extends TollgateError {
+  /** The counter that would overflow. */
+  readonly key: string;
+
+  constructor(key: string) {
+    super(ERROR_CODES.counterLimit, `${key}: charging would take the counter past 2^53 - 1; nothing was written`);
+    this.key = key;
+  }
+}
 
 /** Config or the day kept changing under a decision; the caller may retry. */
 export class ContentionError extends TollgateError {}

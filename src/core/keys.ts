@@ -71,9 +71,27 @@ export function usageKeyPattern(type: OwnerType, name = '*'): string {
   return `${type}:${name}:*`;
 }
 
-/** `tollgate:reservation:<id>`: an admitted, not yet settled request (Tollgate's own key). */
-export function reservationKey(id: string): string {
-  return `tollgate:reservation:${id}`;
+/**
+ * A reservation id: `<bucket>.<field>`, where the bucket is `<slot>.<tag>.<n>` (minute slot,
+ * the admitting client's random tag, a counter), all base 36. Chosen by the client before the
+ * script runs, so a re-sent admission finds its own field.
+ */
+export const RESERVATION_ID = /^([0-9a-z]{1,12}\.[0-9a-z]{1,16}\.[0-9a-z]{1,12})\.([0-9a-z]{1,12})$/;
+
+/**
+ * `tollgate:rsv:<slot>.<tag>.<n>`: a hash of up to about a hundred reservations of one client in
+ * one minute, field = the reservation's last id part, value = pending (`p<cost>:<check>`) or
+ * settled (`s`). Small enough to stay a listpack; expires after the settle window.
+ */
+export function reservationBucketKey(bucket: string): string {
+  return `tollgate:rsv:${bucket}`;
+}
+
+/** The bucket key and field of a reservation id (already checked against {@link RESERVATION_ID}). */
+export function reservationSlot(id: string): { readonly key: string; readonly field: string } {
+  const match = RESERVATION_ID.exec(id);
+  if (match === null) throw new RangeError('not a reservation id');
+  return { key: reservationBucketKey(match[1] as string), field: match[2] as string };
 }
 
 /**

@@ -1,10 +1,9 @@
 // The Express middleware: identify the caller, admit the cost atomically before the handler, settle when the response ends.
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
 import { z } from 'zod';
-import { breakdownOf, type Decision, type Outcome, type Reservation } from '../core/accounting.js';
-import { MAX_COUNT } from '../core/config.js';
+import { MAX_COST, breakdownOf, type Decision, type Outcome, type Reservation } from '../core/accounting.js';
 import { dayMember, utcDay, yyyymm } from '../core/cycle.js';
-import { ERROR_CODES, InvalidInputError, RedisUnavailableError, TollgateError } from '../core/errors.js';
+import { AuthenticationError, ERROR_CODES, InvalidInputError, RedisUnavailableError, TollgateError } from '../core/errors.js';
 import { QUOTA_KINDS, type QuotaKind } from '../core/quota-kinds.js';
 import { toTollgateError } from '../redis/connection.js';
 import { neverSent, supportsFailOpen } from '../redis/fail-open-support.js';
@@ -20,6 +19,7 @@ import {
   creditsExhausted,
   redisDown,
   sendProblem,
+  unauthorized,
   unavailable,
 } from './problems.js';
 import { POLICY_NAME, secondsUntil, setRateLimitHeaders, type QuotaView } from './rate-limit-headers.js';
@@ -253,6 +253,8 @@ export function quotaGuard(options: QuotaGuardOptions): QuotaGuard {
     whenEnded(res, async (completed) => {
       const { outcome, invalidSplit } = outcomeOf(res, reservation.cost, completed);
       if (invalidSplit) log(`tollgate: res.locals.tollgate.outcome does not add up to the cost ${reservation.cost}; settled as a whole`);
+      // The admission charged a success already: only another outcome needs Redis.
+      if (isPlainSuccess(outcome, reservation.cost)) return;
       try {
         await tollgate.settle(reservation, outcome);
       } catch (error) {
@@ -313,7 +315,7 @@ export function quotaGuard(options: QuotaGuardOptions): QuotaGuard {
       if (error instanceof HttpProblem) throw error;
       throw internalError(HTTP_ERROR_CODES.internal, 'The cost of this request could not be computed', error);
     }
-    if (!Number.isSafeInteger(cost) || cost < 1 || cost > MAX_COUNT) {
+    if (!Number.isSafeInteger(cost) || cost < 1 || cost > MAX_COST) {
       throw internalError(HTTP_ERROR_CODES.internal, 'The cost of this request could not be computed', new Error(`cost function returned ${String(cost)}`));
     }
     return cost;
@@ -321,22 +323,35 @@ export function quotaGuard(options: QuotaGuardOptions): QuotaGuard {
 
   const handle = async (req: Request, res: Response, next: NextFunction): Promise<void> => {
     try {
-      const identity = await authenticator.authenticate(req, res);
+      // With our own API keys, the key is checked inside the consume: one round trip for both.
+      const credentials = authenticator.custom ? null : authenticator.credentials(req);
+      const identity: Identity = credentials === null ? await authenticator.identifyCustom(req, res) : { user: credentials.user };
       tollgateLocals(res).identity = identity;
-      const cost = await costOf(req, res);
+      let cost: number;
+      try {
+        cost = await costOf(req, res);
+      } catch (error) {
+        // Authentication comes first: a caller without a valid key learns nothing about its input.
+        // Only this refusal path pays a separate key check.
+        if (credentials !== null && error instanceof HttpProblem && error.status < 500) await authenticator.authenticate(req, res);
+        throw error;
+      }
       let admission: Admission;
       try {
-        admission = await tollgate.consume({ user: identity.user, kind: config.kind, cost });
+        admission = await tollgate.consume({ user: identity.user, kind: config.kind, cost, apiKey: credentials?.key });
       } catch (error) {
         const typed = toTollgateError(error);
+        if (typed instanceof AuthenticationError) throw unauthorized(false);
         // Only a command refused before it was sent is certain never to be counted by Redis too.
         if (config.failOpen && typed instanceof RedisUnavailableError && neverSent(typed)) {
-          admitFailOpen(res, identity, cost, typed);
+          const known = credentials === null ? identity : authenticator.whileRedisIsDown(credentials, typed);
+          admitFailOpen(res, known, cost, typed);
           next();
           return;
         }
         throw problemOf(typed);
       }
+      if (credentials !== null) authenticator.remember(credentials);
       if (journal.stats().size > 0) void journal.flush();
       const nowMs = Date.now();
       setRateLimitHeaders(res, policy, admission, nowMs);
@@ -384,6 +399,11 @@ export function quotaGuard(options: QuotaGuardOptions): QuotaGuard {
       await journal.close();
     },
   });
+}
+
+/** True when `outcome` keeps every unit as a success: what the admission already charged. */
+function isPlainSuccess(outcome: Outcome, cost: number): boolean {
+  return outcome === 'success' || (typeof outcome === 'object' && outcome.success === cost);
 }
 
 /** A cause for the server log: code and message of our errors, the message of others. Never a request's key. */

@@ -1,13 +1,13 @@
 // Who is calling: the user of `/u/:username/...` proven by its API key, or an app's own identify().
 import { timingSafeEqual } from 'node:crypto';
 import type { Request, Response } from 'express';
-import { RedisUnavailableError, TollgateError } from '../core/errors.js';
+import { sha256 } from '../core/api-keys.js';
+import { AuthenticationError, RedisUnavailableError, TollgateError } from '../core/errors.js';
+import { BoundedLru } from '../core/lru.js';
 import { nameProblem } from '../core/names.js';
-import { readCredentials } from '../redis/api-credentials.js';
-import { toTollgateError } from '../redis/connection.js';
+import { bounded, toTollgateError } from '../redis/connection.js';
 import type { Tollgate } from '../tollgate.js';
-import { apiKeyMatches } from '../core/api-keys.js';
-import { keyDigest, presentedKey } from './api-key.js';
+import { presentedKey } from './api-key.js';
 import { HTTP_ERROR_CODES, HttpProblem, internalError, redisDown, unauthorized } from './problems.js';
 
 /** The caller a request is billed to. Its org comes from its `organization` field, read by Tollgate. */
@@ -52,65 +52,75 @@ interface VerifiedKey {
   readonly verifiedAtMs: number;
 }
 
+/** What a request presents: the user of its path and the API key it carries, checked for shape only. */
+export interface Credentials {
+  readonly user: string;
+  readonly key: string;
+}
+
 /**
  * Checks requests. The API key is compared in constant time (SHA-256 digests, `timingSafeEqual`)
- * with `map_key` and with `api_key_sha256` of `rails:users:<user>`; the key never reaches a
- * log or an error.
+ * with every key `rails:users:<user>` holds (src/core/api-keys.ts); the key never reaches a log
+ * or an error. The quota guard has Tollgate check the key inside its consume (one round trip);
+ * {@link Authenticator.authenticate} checks it on its own, for routes that spend nothing.
  */
 export class Authenticator {
   readonly #options: AuthenticatorOptions;
   // Only digests of keys that were proven against Redis; used only while Redis cannot be asked.
-  readonly #verified = new Map<string, VerifiedKey>();
+  readonly #verified: BoundedLru<string, VerifiedKey> | null;
 
   constructor(options: AuthenticatorOptions) {
     this.#options = options;
+    this.#verified = options.failOpenCache === null ? null : new BoundedLru(options.failOpenCache.maxEntries);
   }
 
-  /** The caller of `req`; throws an {@link HttpProblem} (401, 500 or 503) otherwise. */
-  async authenticate(req: Request, res: Response): Promise<Identity> {
-    if (this.#options.identify !== null) return this.#custom(req, res);
+  /** True when the app identifies callers itself (no API key of ours to check). */
+  get custom(): boolean {
+    return this.#options.identify !== null;
+  }
+
+  /** The user and key of `/u/:username` + API key, without asking Redis; throws a 401 problem when either is unusable. */
+  credentials(req: Request): Credentials {
     const user = pathUser(req);
     const presented = presentedKey(req);
     if (presented.status === 'missing') throw unauthorized(true);
     if (presented.status === 'invalid' || user === null || nameProblem(user) !== null) throw unauthorized(false);
-    const digest = keyDigest(presented.key);
-    let matches: boolean;
+    return { user, key: presented.key };
+  }
+
+  /** The caller of `req`, its key checked against Redis now; throws an {@link HttpProblem} (401, 500 or 503) otherwise. */
+  async authenticate(req: Request, res: Response): Promise<Identity> {
+    if (this.#options.identify !== null) return this.identifyCustom(req, res);
+    const { user, key } = this.credentials(req);
     try {
-      const stored = await readCredentials(this.#options.tollgate.redis, user, this.#options.timeoutMs);
-      matches = apiKeyMatches(digest, stored.keys, stored.serverNowMs);
+      await bounded(this.#options.timeoutMs, () => this.#options.tollgate.authenticate({ user, apiKey: key }));
     } catch (error) {
       const typed = toTollgateError(error);
-      if (typed instanceof RedisUnavailableError) return this.#whileRedisIsDown(user, digest, typed);
+      if (typed instanceof AuthenticationError) throw unauthorized(false);
+      if (typed instanceof RedisUnavailableError) return this.whileRedisIsDown({ user, key }, typed);
       throw internalError(HTTP_ERROR_CODES.invalidConfig, 'The account configuration could not be read', typed);
     }
-    if (!matches) throw unauthorized(false);
-    this.#remember(user, digest);
+    this.remember({ user, key });
     return Object.freeze({ user });
   }
 
-  /** Whether fail-open may recognise `user` without Redis: it proved this very key recently. */
-  #whileRedisIsDown(user: string, digest: Buffer, cause: TollgateError): Identity {
-    const cache = this.#options.failOpenCache;
-    const known = this.#verified.get(user);
-    if (cache !== null && known !== undefined && Date.now() - known.verifiedAtMs <= cache.ttlMs && timingSafeEqual(known.digest, digest)) {
-      return Object.freeze({ user });
+  /** Whether fail-open may recognise the caller without Redis: it proved this very key recently. */
+  whileRedisIsDown(credentials: Credentials, cause: TollgateError): Identity {
+    const known = this.#verified?.peek(credentials.user);
+    const ttlMs = this.#options.failOpenCache?.ttlMs ?? 0;
+    if (known !== undefined && Date.now() - known.verifiedAtMs <= ttlMs && timingSafeEqual(known.digest, sha256(credentials.key))) {
+      return Object.freeze({ user: credentials.user });
     }
     throw redisDown(cause);
   }
 
-  #remember(user: string, digest: Buffer): void {
-    const cache = this.#options.failOpenCache;
-    if (cache === null) return;
-    // Re-inserting moves the user to the end, so the first key is always the least recently verified.
-    this.#verified.delete(user);
-    this.#verified.set(user, { digest, verifiedAtMs: Date.now() });
-    if (this.#verified.size > cache.maxEntries) {
-      const oldest = this.#verified.keys().next().value as string;
-      this.#verified.delete(oldest);
-    }
+  /** Remembers a key Redis just accepted, for fail-open; does nothing unless fail-open is on. */
+  remember(credentials: Credentials): void {
+    this.#verified?.set(credentials.user, { digest: sha256(credentials.key), verifiedAtMs: Date.now() });
   }
 
-  async #custom(req: Request, res: Response): Promise<Identity> {
+  /** The caller as the app's own identify() says. */
+  async identifyCustom(req: Request, res: Response): Promise<Identity> {
     let identity: Identity | null;
     try {
       identity = await (this.#options.identify as IdentifyFunction)(req, res);

@@ -12,7 +12,7 @@ export {
 } from './guard.js';
 export { apiKeyAuth, type ApiKeyAuthOptions } from './api-key-auth.js';
 export { pathUser, type Identity, type IdentifyFunction } from './identity.js';
-export { API_KEY_SHA256_FIELD, MAP_KEY_FIELD, keyDigest, keyMatches, presentedKey } from './api-key.js';
+export { API_KEY_SHA256_FIELD, MAP_KEY_FIELD, presentedKey } from './api-key.js';
 export {
   HTTP_ERROR_CODES,
   HttpProblem,

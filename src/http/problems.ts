@@ -17,7 +17,7 @@ import {
  */
 export const HTTP_ERROR_CODES = {
   /** Missing, unknown or wrong API key, or a key of another user (401); a missing admin token. */
-  unauthorized: 'ERR_TOLLGATE_UNAUTHORIZED',
+  unauthorized: ERROR_CODES.unauthorized,
   /** The admin API was given a token, and it is not the right one (403). */
   forbidden: 'ERR_TOLLGATE_FORBIDDEN',
   /** The request would take the quota past its limit (429). */

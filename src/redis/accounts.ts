@@ -2,6 +2,7 @@
 import { parseOrganization, type AccountSource, type RawHash } from '../core/config.js';
 import { ERROR_CODES, NotFoundError, UnexpectedReplyError } from '../core/errors.js';
 import { orgConfigKey, userConfigKey } from '../core/keys.js';
+import { BoundedLru } from '../core/lru.js';
 import { toTollgateError, type RedisClient } from './connection.js';
 
 /** A user's config as read, and the Redis server's clock at the time of reading. */
@@ -50,9 +51,14 @@ export async function readOrg(client: RedisClient, org: string): Promise<{ key: 
 
 /**
  * Reads `rails:users:<user>` with the server's TIME in one round trip, then the org's hash
- * when the user names one. Throws {@link NotFoundError} for a user or org without a hash.
+ * when the user names one. Throws {@link NotFoundError} for a user or org without a hash, and
+ * whatever `gate` throws when it refuses the user hash (before the org is read).
  */
-export async function readAccount(client: RedisClient, user: string): Promise<AccountSnapshot> {
+export async function readAccount(
+  client: RedisClient,
+  user: string,
+  gate?: (userHash: RawHash, serverNowMs: number) => void,
+): Promise<AccountSnapshot> {
   const userKey = userConfigKey(user);
   const results = await client.pipeline().hgetall(userKey).time().exec();
   const userHash = hashReply(pipelineResult(results, 0));
@@ -60,12 +66,25 @@ export async function readAccount(client: RedisClient, user: string): Promise<Ac
   if (Object.keys(userHash).length === 0) {
     throw new NotFoundError(ERROR_CODES.unknownUser, `unknown user: no ${userKey} hash`);
   }
+  // Checked before the org is read, so a refused caller costs one round trip, member or not.
+  gate?.(userHash, serverNowMs);
   const org = parseOrganization(userKey, userHash.organization);
   if (org === null) {
     return { source: { user, userKey, userHash, org: null, orgKey: null, orgHash: null }, serverNowMs };
   }
   const orgConfig = await readOrg(client, org);
   return { source: { user, userKey, userHash, org, orgKey: orgConfig.key, orgHash: orgConfig.hash }, serverNowMs };
+}
+
+/** A user's config as cached: the snapshot, the server clock offset, and what was derived from it once. */
+export interface CachedAccount {
+  readonly source: AccountSource;
+  /** Server clock minus local clock when read; TIME ran before its reply arrived, so estimates err early. */
+  readonly offsetMs: number;
+  /** Local epoch ms of the read. */
+  readonly readAtMs: number;
+  /** Derived data keyed by its owner (the API keys, compiled plans per kind); dropped with the entry. */
+  readonly derived: Map<string, unknown>;
 }
 
 /**
@@ -77,38 +96,30 @@ export async function readAccount(client: RedisClient, user: string): Promise<Ac
 export class AccountCache {
   readonly #client: RedisClient;
   readonly #ttlMs: number;
-  readonly #maxUsers: number;
-  /** Insertion-ordered, so the first key is the oldest: evicted first when full. */
-  readonly #entries = new Map<string, { source: AccountSource; offsetMs: number; readAtMs: number }>();
+  readonly #entries: BoundedLru<string, CachedAccount>;
 
   constructor(client: RedisClient, ttlMs: number, maxUsers: number) {
     this.#client = client;
     this.#ttlMs = ttlMs;
-    this.#maxUsers = maxUsers;
+    this.#entries = new BoundedLru(maxUsers);
   }
 
-  /**
-   * The user's snapshot: from the cache when `fresh` is false and the entry is young, with
-   * the server clock estimated from the offset measured when it was read. TIME ran before
-   * its reply arrived, so the estimate errs early, never late.
-   */
-  async read(user: string, fresh: boolean): Promise<AccountSnapshot> {
-    const nowMs = Date.now();
-    const cached = this.#entries.get(user);
-    if (!fresh && cached !== undefined && nowMs - cached.readAtMs < this.#ttlMs) {
-      return { source: cached.source, serverNowMs: nowMs + cached.offsetMs };
-    }
-    const snapshot = await readAccount(this.#client, user);
-    if (this.#ttlMs > 0) {
-      const readAtMs = Date.now();
-      this.#entries.delete(user);
-      this.#entries.set(user, { source: snapshot.source, offsetMs: snapshot.serverNowMs - readAtMs, readAtMs });
-      if (this.#entries.size > this.#maxUsers) this.#entries.delete(this.#entries.keys().next().value as string);
-    }
-    return snapshot;
+  /** The user's entry when one was read less than the cache's lifetime ago, else `undefined`. */
+  cached(user: string): CachedAccount | undefined {
+    const entry = this.#entries.peek(user);
+    return entry !== undefined && Date.now() - entry.readAtMs < this.#ttlMs ? entry : undefined;
   }
 
-  /** Drops a user's entry: its config changed under a decision. */
+  /** Reads the user's config now (throws NotFoundError for an unknown user, or what `gate` throws) and caches it. */
+  async load(user: string, gate?: (userHash: RawHash, serverNowMs: number) => void): Promise<CachedAccount> {
+    const snapshot = await readAccount(this.#client, user, gate);
+    const readAtMs = Date.now();
+    const entry: CachedAccount = { source: snapshot.source, offsetMs: snapshot.serverNowMs - readAtMs, readAtMs, derived: new Map() };
+    if (this.#ttlMs > 0) this.#entries.set(user, entry);
+    return entry;
+  }
+
+  /** Drops a user's entry: its config changed under a decision, or could not be read. */
   forget(user: string): void {
     this.#entries.delete(user);
   }

@@ -58,3 +58,65 @@ export async function bounded<T>(timeoutMs: number, call: () => Promise<T>): Pro
     clearTimeout(timer);
   }
 }
+
+interface PendingCall {
+  readonly deadlineMs: number;
+  readonly reject: (error: unknown) => void;
+}
+
+/**
+ * Bounds many calls of one timeout with a single timer instead of a timer and a race per call:
+ * calls of the same timeout expire in the order they started, so the oldest pending call is
+ * always the next to expire. Rejects a call still running at its deadline with
+ * {@link RedisUnavailableError}; what it resolves to afterwards is dropped.
+ */
+export class CallDeadlines {
+  readonly #timeoutMs: number;
+  readonly #pending = new Set<PendingCall>();
+  #timer: NodeJS.Timeout | null = null;
+
+  constructor(timeoutMs: number) {
+    this.#timeoutMs = timeoutMs;
+  }
+
+  /** Runs `call`, rejecting when it has not settled within the timeout. */
+  run<T>(call: () => Promise<T>): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      const pending: PendingCall = { deadlineMs: performance.now() + this.#timeoutMs, reject };
+      this.#pending.add(pending);
+      if (this.#timer === null) this.#arm(this.#timeoutMs);
+      let running: Promise<T>;
+      try {
+        running = call();
+      } catch (error) {
+        running = Promise.reject(error);
+      }
+      running.then(
+        (value) => {
+          if (this.#pending.delete(pending)) resolve(value);
+        },
+        (error: unknown) => {
+          if (this.#pending.delete(pending)) reject(toTollgateError(error));
+        },
+      );
+    });
+  }
+
+  #arm(delayMs: number): void {
+    this.#timer = setTimeout(() => this.#expire(), Math.max(1, Math.ceil(delayMs)));
+    this.#timer.unref();
+  }
+
+  #expire(): void {
+    this.#timer = null;
+    const nowMs = performance.now();
+    for (const pending of this.#pending) {
+      if (pending.deadlineMs > nowMs) {
+        this.#arm(pending.deadlineMs - nowMs);
+        return;
+      }
+      this.#pending.delete(pending);
+      pending.reject(new RedisUnavailableError(`Redis did not answer within ${this.#timeoutMs} ms`));
+    }
+  }
+}

@@ -4,10 +4,11 @@ import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { FingerprintPart } from '../core/config.js';
-import type { CreditPlan, Increment, UsageRead } from '../core/accounting.js';
+import type { Charge, CreditPlan, Increment, UsageRead } from '../core/accounting.js';
 import { CREDIT_FIELDS } from '../core/config.js';
 import { UnexpectedReplyError } from '../core/errors.js';
 import type { RedisClient } from './connection.js';
+import { STATUS, statusPrelude } from './statuses.js';
 
 /** The folder holding the `.lua` files, found from this module whether it runs from src/ or dist/src/. */
 function luaDirectory(): string {
@@ -28,16 +29,21 @@ export interface ScriptSource {
   readonly lua: string;
 }
 
-export function loadScript(name: string): ScriptSource {
-  const lua = readFileSync(join(LUA_DIR, `${name}.lua`), 'utf8');
+/**
+ * Reads `lua/<name>.lua`. With `shared`, the STATUS table (src/redis/statuses.ts) and
+ * lua/lib/common.lua are stitched in front, so helpers and status codes live once.
+ */
+export function loadScript(name: string, shared = false): ScriptSource {
+  const own = readFileSync(join(LUA_DIR, `${name}.lua`), 'utf8');
+  const lua = shared ? `${statusPrelude()}${readFileSync(join(LUA_DIR, 'lib', 'common.lua'), 'utf8')}\n${own}` : own;
   // The content hash in the name lets two Tollgate versions share one client without clashing.
   const version = createHash('sha1').update(lua).digest('hex').slice(0, 10);
   return { command: `tollgate_${name}_${version}`, lua };
 }
 
 const SCRIPTS = {
-  decide: loadScript('decide'),
-  settle: loadScript('settle'),
+  decide: loadScript('decide', true),
+  settle: loadScript('settle', true),
   configWrite: loadScript('config-write'),
   applyOnce: loadScript('apply-once'),
 } as const;
@@ -57,32 +63,123 @@ export function commandOf(client: RedisClient, source: ScriptSource): ScriptComm
   return command.bind(client);
 }
 
-/** Input of the decide script; see lua/decide.lua for the layout it is flattened into. */
-export interface DecideInput {
-  readonly reservationKey: string;
-  readonly requestIdKey: string | null;
+/** What one decision needs that stays the same for an account, a quota kind and a UTC day. */
+export interface DecidePlanInput {
+  /** Config fields the plan relied on, per hash (user first); re-checked by the script. */
   readonly fingerprint: readonly FingerprintPart[];
   readonly reads: readonly UsageRead[];
-  readonly chargeKeys: readonly string[];
-  /** Epoch ms of an injected clock, or `null` for the Redis server's clock. */
-  readonly nowMs: number | null;
+  readonly charges: readonly Charge[];
+  readonly day: string;
   readonly dayStartMs: number;
   readonly dayEndMs: number;
-  readonly day: string;
-  readonly cost: number;
   readonly quota: number;
   readonly softLimit: boolean;
+  /** The credit check of an org member, or `null`. */
+  readonly credits: CreditPlan | null;
+}
+
+/** A plan flattened for decide.lua once, reused by every call until the account or the day changes. */
+export interface CompiledPlan {
+  /** KEYS after the two per-call ones: config hashes, read keys, charge keys, credit ledgers. */
+  readonly keys: readonly string[];
+  /** ARGV[1] of decide.lua. */
+  readonly json: string;
+  /** The config hashes, in KEYS order, for naming a hash in errors. */
+  readonly configKeys: readonly string[];
+}
+
+/** Flattens a plan for decide.lua: one HMGET per config hash, named fields in one cjson payload. */
+export function compileDecidePlan(input: DecidePlanInput): CompiledPlan {
+  const credits = input.credits;
+  const parts = new Map<string, { f: string[]; v: Array<string | null>; x: string[] }>();
+  for (const part of [...input.fingerprint, ...(credits?.fingerprint ?? [])]) {
+    let merged = parts.get(part.key);
+    if (merged === undefined) {
+      merged = { f: [], v: [], x: [] };
+      parts.set(part.key, merged);
+    }
+    for (const [field, value] of part.fields) {
+      if (merged.f.includes(field)) continue;
+      merged.f.push(field);
+      merged.v.push(value);
+    }
+  }
+  const configKeys = [...parts.keys()];
+  let cr: Record<string, unknown> | undefined;
+  let ledgers: string[] = [];
+  if (credits !== null) {
+    const [userKey, orgKey, userLedger, orgLedger] = credits.keys;
+    const userIndex = configKeys.indexOf(userKey) + 1;
+    const orgIndex = configKeys.indexOf(orgKey) + 1;
+    if (userIndex === 0 || orgIndex === 0) throw new Error('credit plan names a config hash outside the fingerprint');
+    if (credits.enabled) {
+      parts.get(orgKey)?.x.push(CREDIT_FIELDS.balance);
+      parts.get(userKey)?.x.push(CREDIT_FIELDS.spent);
+    }
+    cr = {
+      on: credits.enabled,
+      alloc: credits.allocationMillicredits ?? -1,
+      pu: credits.millicreditsPerUnit,
+      bal: [orgIndex, CREDIT_FIELDS.balance],
+      spent: [userIndex, CREDIT_FIELDS.spent],
+    };
+    ledgers = [userLedger, orgLedger];
+  }
+  const json = JSON.stringify({
+    cfg: [...parts.values()].map(({ f, v, x }) => ({
+      f,
+      d: fingerprintDigest(v),
+      ...(v.every((value) => value === null) ? { e: true } : {}),
+      x,
+    })),
+    rd: input.reads.map((read) => [read.fromDay, read.toDay]),
+    ch: input.charges.map((charge) => [charge.perCost, charge.fixed]),
+    day: input.day,
+    ds: input.dayStartMs,
+    de: input.dayEndMs,
+    q: input.quota,
+    soft: input.softLimit,
+    ...(cr === undefined ? {} : { cr }),
+  });
+  return {
+    keys: [...configKeys, ...input.reads.map((read) => read.key), ...input.charges.map((charge) => charge.key), ...ledgers],
+    json,
+    configKeys,
+  };
+}
+
+/**
+ * The digest decide.lua recomputes from the values it reads: each value as `<bytes>:<value>`
+ * (`!` when missing), joined by `;`, SHA-1 in hex. Length prefixes keep the encoding unambiguous.
+ */
+export function fingerprintDigest(values: ReadonlyArray<string | null>): string {
+  const encoded = values.map((value) => (value === null ? '!' : `${Buffer.byteLength(value, 'utf8')}:${value}`));
+  return createHash('sha1').update(encoded.join(';'), 'utf8').digest('hex');
+}
+
+/** The per-call part of a decision; see lua/decide.lua. */
+export interface DecideCall {
   readonly mode: 'check' | 'consume';
-  readonly signature: string;
-  readonly reservationTtlMs: number;
-  readonly requestIdTtlMs: number;
+  readonly cost: number;
+  /** Epoch ms of an injected clock, or `null` for the Redis server's clock. */
+  readonly nowMs: number | null;
   /**
    * Server-clock epoch ms after which the caller has given up waiting; the script then writes
    * nothing, so a command that reaches Redis late (queued offline, re-sent) never charges.
    */
   readonly deadlineMs: number | null;
-  /** The credit check of an org member, or `null`/absent outside an org. */
-  readonly credits?: CreditPlan | null;
+  /** The reservation's bucket hash and field, its pending value, and when the bucket expires (server clock). */
+  readonly bucketKey: string;
+  readonly field: string;
+  readonly pendingValue: string;
+  readonly expireAtMs: number;
+  /** With a request id: its key, how long it is remembered, the reservation's signature, what a replay must match. */
+  readonly requestId: {
+    readonly key: string;
+    readonly ttlMs: number;
+    readonly signature: string;
+    readonly match: string;
+  } | null;
 }
 
 /** The credit side of a decision as the script measured it; `availableMillicredits` -1 when no budget applied. */
@@ -101,12 +198,15 @@ export type DecideReply =
       readonly nowMs: number;
       readonly credits: DecideCredits;
     }
+  /** `signature` is the original reservation's for a request id, `''` for a re-sent copy of this very call. */
   | { readonly status: 'replayed'; readonly used: number; readonly nowMs: number; readonly signature: string }
-  | { readonly status: 'config_changed'; readonly nowMs: number }
-  | { readonly status: 'day_changed'; readonly nowMs: number }
+  | { readonly status: 'config_changed' }
+  | { readonly status: 'day_changed' }
+  | { readonly status: 'expired' }
+  | { readonly status: 'request_id_reused' }
   | { readonly status: 'wrong_type'; readonly key: string }
-  | { readonly status: 'bad_credits'; readonly key: string }
-  | { readonly status: 'expired' };
+  | { readonly status: 'bad_counter'; readonly key: string; readonly field: string }
+  | { readonly status: 'counter_limit'; readonly key: string };
 
 function integerAt(reply: unknown[], index: number, script: string): number {
   const value = reply[index];
@@ -127,133 +227,129 @@ function arrayReply(reply: unknown, script: string): unknown[] {
   return reply;
 }
 
-/** Runs lua/decide.lua. */
-export async function runDecide(client: RedisClient, input: DecideInput): Promise<DecideReply> {
-  const credits = input.credits ?? null;
-  const fingerprint = [...input.fingerprint, ...(credits?.fingerprint ?? [])];
-  const keys = [
-    input.reservationKey,
-    input.requestIdKey ?? input.reservationKey,
-    ...fingerprint.map((part) => part.key),
-    ...input.reads.map((read) => read.key),
-    ...input.chargeKeys,
-    ...(credits?.keys ?? []),
-  ];
-  const args: Array<string | number> = [
-    fingerprint.length,
-    input.reads.length,
-    input.chargeKeys.length,
-    input.nowMs === null ? '' : input.nowMs,
-    input.dayStartMs,
-    input.dayEndMs,
-    input.day,
-    input.cost,
-    input.quota,
-    input.softLimit ? '1' : '0',
-    input.mode,
-    input.requestIdKey === null ? '0' : '1',
-    input.signature,
-    input.reservationTtlMs,
-    input.requestIdTtlMs,
-    credits === null ? 0 : credits.keys.length,
-    credits?.enabled ? '1' : '0',
-    credits?.allocationMillicredits ?? -1,
-    credits?.millicreditsPerUnit ?? 0,
-    CREDIT_FIELDS.balance,
-    CREDIT_FIELDS.spent,
-    input.deadlineMs === null ? '' : input.deadlineMs,
-  ];
-  for (const part of fingerprint) {
-    args.push(part.fields.length);
-    for (const [field, value] of part.fields) args.push(field, value === null ? '!' : `=${value}`);
-  }
-  for (const read of input.reads) args.push(read.fromDay, read.toDay);
-
-  const reply = arrayReply(await commandOf(client, SCRIPTS.decide)(keys.length, ...keys, ...args), 'decide');
+/** Runs lua/decide.lua: one EVALSHA. */
+export async function runDecide(client: RedisClient, plan: CompiledPlan, call: DecideCall): Promise<DecideReply> {
+  const rid = call.requestId;
+  const callJson = JSON.stringify({
+    mode: call.mode,
+    cost: call.cost,
+    now: call.nowMs ?? undefined,
+    dl: call.deadlineMs ?? undefined,
+    f: call.field,
+    val: call.pendingValue,
+    exp: call.expireAtMs,
+    rid: rid === null ? undefined : true,
+    ridTtl: rid?.ttlMs,
+    sig: rid?.signature,
+    match: rid?.match,
+  });
+  const raw = await commandOf(client, SCRIPTS.decide)(
+    plan.keys.length + 2,
+    call.bucketKey,
+    rid?.key ?? call.bucketKey,
+    ...plan.keys,
+    plan.json,
+    callJson,
+  );
+  const reply = arrayReply(raw, 'decide');
   const status = integerAt(reply, 0, 'decide');
   switch (status) {
-    case 1:
+    case STATUS.DECIDED:
       return {
         status: 'decided',
         allowed: integerAt(reply, 1, 'decide') === 1,
         used: integerAt(reply, 2, 'decide'),
         nowMs: integerAt(reply, 3, 'decide'),
         credits: {
-          denied: integerAt(reply, 5, 'decide') === 1,
-          costMillicredits: integerAt(reply, 6, 'decide'),
-          availableMillicredits: integerAt(reply, 7, 'decide'),
+          denied: integerAt(reply, 4, 'decide') === 1,
+          costMillicredits: integerAt(reply, 5, 'decide'),
+          availableMillicredits: integerAt(reply, 6, 'decide'),
         },
       };
-    case 2:
+    case STATUS.REPLAYED:
       return {
         status: 'replayed',
         used: integerAt(reply, 2, 'decide'),
         nowMs: integerAt(reply, 3, 'decide'),
         signature: stringAt(reply, 4, 'decide'),
       };
-    case 3:
-      return { status: 'config_changed', nowMs: integerAt(reply, 3, 'decide') };
-    case 4:
-      return { status: 'day_changed', nowMs: integerAt(reply, 3, 'decide') };
-    case 5:
-      return { status: 'wrong_type', key: stringAt(reply, 4, 'decide') };
-    case 6:
-      return { status: 'bad_credits', key: stringAt(reply, 4, 'decide') };
-    case 7:
+    case STATUS.CONFIG_CHANGED:
+      return { status: 'config_changed' };
+    case STATUS.DAY_CHANGED:
+      return { status: 'day_changed' };
+    case STATUS.EXPIRED:
       return { status: 'expired' };
+    case STATUS.REQUEST_ID_REUSED:
+      return { status: 'request_id_reused' };
+    case STATUS.WRONG_TYPE:
+      return { status: 'wrong_type', key: stringAt(reply, 4, 'decide') };
+    case STATUS.BAD_COUNTER:
+      return { status: 'bad_counter', key: stringAt(reply, 4, 'decide'), field: stringAt(reply, 5, 'decide') };
+    case STATUS.COUNTER_LIMIT:
+      return { status: 'counter_limit', key: stringAt(reply, 4, 'decide') };
     default:
       throw new UnexpectedReplyError(`decide: unknown status ${status}`);
   }
 }
 
-/** Input of the settle script; see lua/settle.lua. */
-export interface SettleInput {
-  readonly reservationKey: string;
-  readonly signature: string;
+/** One reservation to settle; see lua/settle.lua. */
+export interface SettleEntry {
+  readonly bucketKey: string;
+  readonly field: string;
+  /** The pending value the admission stored: `p<cost>:<check>`. */
+  readonly pendingValue: string;
   readonly day: string;
-  readonly keepMs: number;
   readonly increments: readonly Increment[];
   /** Units refunded as failed; their credits go back when the admission charged any. */
-  readonly failedUnits?: number;
-  /** User hash, org hash, user ledger, org ledger of an org member's reservation; `null`/absent otherwise. */
-  readonly creditKeys?: readonly [string, string, string, string] | null;
+  readonly failedUnits: number;
+  /** User hash, org hash, user ledger, org ledger of an org member's reservation; `null` otherwise. */
+  readonly creditKeys: readonly [string, string, string, string] | null;
 }
 
-/** What the settle script answered. */
+/** What the settle script answered for one entry. */
 export type SettleReply = 'settled' | 'already_settled' | 'unknown' | 'mismatch' | 'wrong_type' | 'bad_credits';
 
-/** Runs lua/settle.lua. */
-export async function runSettle(client: RedisClient, input: SettleInput): Promise<SettleReply> {
-  const creditKeys = input.creditKeys ?? [];
-  const keys = [input.reservationKey, ...input.increments.map((inc) => inc.key), ...creditKeys];
-  const args = [
-    input.signature,
-    input.day,
-    input.keepMs,
-    creditKeys.length,
-    input.failedUnits ?? 0,
-    CREDIT_FIELDS.balance,
-    CREDIT_FIELDS.spent,
-    ...input.increments.map((inc) => inc.delta),
-  ];
-  const reply = arrayReply(await commandOf(client, SCRIPTS.settle)(keys.length, ...keys, ...args), 'settle');
-  const status = integerAt(reply, 0, 'settle');
-  switch (status) {
-    case 1:
-      return 'settled';
-    case 2:
-      return 'already_settled';
-    case 3:
-      return 'unknown';
-    case 4:
-      return 'mismatch';
-    case 5:
-      return 'wrong_type';
-    case 6:
-      return 'bad_credits';
-    default:
-      throw new UnexpectedReplyError(`settle: unknown status ${status}`);
-  }
+const SETTLE_REPLIES: ReadonlyMap<number, SettleReply> = new Map([
+  [STATUS.SETTLED, 'settled'],
+  [STATUS.ALREADY_SETTLED, 'already_settled'],
+  [STATUS.UNKNOWN_RESERVATION, 'unknown'],
+  [STATUS.MISMATCH, 'mismatch'],
+  [STATUS.WRONG_TYPE, 'wrong_type'],
+  [STATUS.BAD_COUNTER, 'bad_credits'],
+]);
+
+/** Runs lua/settle.lua for several reservations in one call; one reply per entry, in order. */
+export async function runSettle(client: RedisClient, entries: readonly SettleEntry[]): Promise<SettleReply[]> {
+  const keys: string[] = [];
+  const indexOf = new Map<string, number>();
+  const index = (key: string): number => {
+    let at = indexOf.get(key);
+    if (at === undefined) {
+      keys.push(key);
+      at = keys.length;
+      indexOf.set(key, at);
+    }
+    return at;
+  };
+  const payload = entries.map((entry) => ({
+    b: index(entry.bucketKey),
+    f: entry.field,
+    p: entry.pendingValue,
+    day: entry.day,
+    u: entry.increments.map((inc) => [index(inc.key), inc.delta]),
+    fail: entry.failedUnits,
+    ...(entry.creditKeys === null
+      ? {}
+      : { cr: [...entry.creditKeys.map(index), CREDIT_FIELDS.balance, CREDIT_FIELDS.spent] }),
+  }));
+  const reply = arrayReply(await commandOf(client, SCRIPTS.settle)(keys.length, ...keys, JSON.stringify(payload)), 'settle');
+  if (reply.length !== entries.length) throw new UnexpectedReplyError(`settle: ${reply.length} replies for ${entries.length} entries`);
+  return reply.map((_, at) => {
+    const status = integerAt(reply, at, 'settle');
+    const settled = SETTLE_REPLIES.get(status);
+    if (settled === undefined) throw new UnexpectedReplyError(`settle: unknown status ${status}`);
+    return settled;
+  });
 }
 
 /** A guarded change to one config hash; see lua/config-write.lua. */

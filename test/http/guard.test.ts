@@ -1,5 +1,6 @@
 // The quota guard over real HTTP: identity, admission, settlement by response status, 429/401/503 problems, headers.
 import express, { type ErrorRequestHandler, type Express } from 'express';
+import { Redis } from 'ioredis';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { Tollgate, apiKeyDigest } from '../../src/index.js';
 import { badRequest, markEmpty, markOutcome, quotaGuard, type QuotaGuard, type QuotaGuardOptions } from '../../src/http/index.js';
@@ -187,6 +188,37 @@ describe('admission and settlement', () => {
     expect(statuses).toEqual([200, 200, 200, 429]);
     expect((await tollgate.usage({ org }, 'geocoding')).used).toBe(3);
     expect((await metrics(a.user)).used + (await metrics(b.user)).used).toBe(3);
+  });
+});
+
+describe('one round trip', () => {
+  it('a successful guarded request costs exactly one Redis command, the API key check included; a failed one adds one settle', async () => {
+    const client = new Redis(redis.url());
+    const sent: string[] = [];
+    const original = client.sendCommand.bind(client);
+    client.sendCommand = ((command: { name: string }) => {
+      sent.push(command.name);
+      return original(command as never);
+    }) as typeof client.sendCommand;
+    const counting = new Tollgate({ redis: client });
+    try {
+      const { url, guard } = await setup({ tollgate: counting });
+      const { user: id, key } = await user(100);
+      expect((await call(thing(url, id, `api_key=${key}`))).status).toBe(200); // reads and caches the config
+      await guard.drain();
+      sent.length = 0;
+      for (let i = 0; i < 20; i += 1) expect((await call(thing(url, id, `api_key=${key}`))).status).toBe(200);
+      await guard.drain();
+      expect(sent).toEqual(Array(20).fill('evalsha'));
+      sent.length = 0;
+      expect((await call(thing(url, id, `api_key=${key}&mode=500`))).status).toBe(500);
+      await guard.drain();
+      expect(sent).toEqual(['evalsha', 'evalsha']);
+      expect(await metrics(id)).toMatchObject({ success_responses: 21, failed_responses: 1, used: 21 });
+    } finally {
+      await counting.close();
+      client.disconnect();
+    }
   });
 });
 

@@ -91,7 +91,7 @@ describe('credit budgets', () => {
     expect((await tollgate.check({ user, kind: 'geocoding', cost: 2 })).allowed).toBe(true);
     expect((await tollgate.check({ user, kind: 'geocoding', cost: 3 })).reason).toBe('credits_exhausted');
     expect(await snapshot(redis.client(), [user, org])).toEqual(before);
-    expect((await tollgate.checkBulk({ user, kind: 'geocoding', units: 10 })).admissible).toBe(2);
+    expect((await tollgate.checkBulk({ user, kind: 'geocoding', cost: 10 })).admissible).toBe(2);
   });
 
   it('the org balance stays the real limit when allocations add up to more', async () => {

@@ -51,7 +51,7 @@ describe('the decision: soft OR (quota > 0 AND used + cost <= quota)', () => {
     const tollgate = tollgateAt();
     expect(await tollgate.check({ user, kind: 'geocoding', cost: 4 })).toMatchObject({ allowed: true, used: 6, remaining: 4 });
     expect(await tollgate.check({ user, kind: 'geocoding', cost: 5 })).toMatchObject({ allowed: false, used: 6 });
-    const bulk = await tollgate.checkBulk({ user, kind: 'geocoding', units: 25 });
+    const bulk = await tollgate.checkBulk({ user, kind: 'geocoding', cost: 25 });
     expect(bulk).toMatchObject({ admissible: 4, decision: { allowed: false } });
     expect(await redis.client().exists(`user:${user}:geocoder_here:success_responses:201703`)).toBe(0);
   });

@@ -1,6 +1,7 @@
 // Exactly once: idempotent retries, settling once, crashes between admit and settle, SCRIPT FLUSH.
 import { describe, expect, it } from 'vitest';
 import { ERROR_CODES, ReservationError, Tollgate } from '../../src/index.js';
+import { reservationSlot } from '../../src/core/keys.js';
 import { snapshot, useNames, writeUser } from '../helpers/fixtures.js';
 import { useTestRedis } from '../helpers/redis.js';
 
@@ -118,7 +119,12 @@ describe('settling exactly once', () => {
     await expect(gate.settle({ ...admission.reservation!, cost: 50 }, 'failed')).rejects.toMatchObject({
       code: ERROR_CODES.unknownReservation,
     });
-    await expect(gate.settle({ ...admission.reservation!, id: crypto.randomUUID() }, 'failed')).rejects.toBeInstanceOf(ReservationError);
+    const otherField = admission.reservation!.id.replace(/\.[0-9a-z]+$/, '.zz');
+    await expect(gate.settle({ ...admission.reservation!, id: otherField }, 'failed')).rejects.toBeInstanceOf(ReservationError);
+    await expect(gate.settle({ ...admission.reservation!, org: 'someorg' }, 'failed')).rejects.toBeInstanceOf(ReservationError);
+    await expect(gate.settle({ ...admission.reservation!, id: crypto.randomUUID() }, 'failed')).rejects.toMatchObject({
+      code: ERROR_CODES.invalidArgument,
+    });
     expect(await snapshot(redis.client(), [user])).toEqual(before);
   });
 });
@@ -140,8 +146,10 @@ describe('a process that dies between admit and settle', () => {
     await writeUser(redis.client(), user, { geocoding_quota: '3' });
     const gate = tollgate({ reservationTtlMs: 60_000 });
     const admission = await gate.consume({ user, kind: 'geocoding' });
-    const key = `tollgate:reservation:${admission.reservation!.id}`;
-    expect(await redis.client().pttl(key)).toBeGreaterThan(0);
+    const { key } = reservationSlot(admission.reservation!.id);
+    // The bucket outlives the window by at most its one-minute slot.
+    expect(await redis.client().pttl(key)).toBeGreaterThan(59_000);
+    expect(await redis.client().pttl(key)).toBeLessThanOrEqual(120_000);
     await redis.client().del(key); // what expiry does, made to happen now
     await expect(gate.settle(admission.reservation!, 'failed')).rejects.toMatchObject({ code: ERROR_CODES.unknownReservation });
     expect(await counted(user)).toBe(1);

@@ -4,6 +4,7 @@ import {
   assertCost,
   assertReservation,
   breakdownOf,
+  admissionIncrements,
   planDecision,
   reservationFromSignature,
   reservationSignature,
@@ -14,7 +15,7 @@ import { resolveAccount } from '../../src/core/config.js';
 import { ERROR_CODES, InvalidInputError } from '../../src/core/errors.js';
 
 const geocode: Reservation = {
-  id: '3f1c2b9e-0000-4000-8000-000000000001',
+  id: 'kxyz12.abc123d.0.1f',
   user: 'bob',
   org: 'acme',
   kind: 'geocoding',
@@ -25,13 +26,13 @@ const geocode: Reservation = {
 };
 
 describe('assertCost', () => {
-  it.each([0, -1, 1.5, NaN, Infinity, 1e16, '3', null, undefined])('rejects %j', (cost) => {
+  it.each([0, -1, 1.5, NaN, Infinity, 1e9 + 1, 1e15, 1e16, '3', null, undefined])('rejects %j', (cost) => {
     expect(() => assertCost(cost)).toThrow(expect.objectContaining({ code: ERROR_CODES.invalidCost }));
   });
 
   it('accepts positive integers', () => {
     expect(assertCost(1)).toBe(1);
-    expect(assertCost(1e15)).toBe(1e15);
+    expect(assertCost(1e9)).toBe(1e9);
   });
 });
 
@@ -76,14 +77,22 @@ describe('settlementIncrements', () => {
     ]);
   });
 
-  it('counts a successful isolines request once in success_responses, its isolines in isolines_generated', () => {
+  it('counts a successful isolines request once in success_responses at admission; a request without success takes it back', () => {
     const isolines: Reservation = { ...geocode, org: null, kind: 'isolines', serviceType: 'here_isolines', cost: 3 };
-    expect(settlementIncrements(isolines, breakdownOf('success', 3))).toEqual([
+    expect(admissionIncrements(isolines, 3)).toEqual([
+      { key: 'user:bob:here_isolines:isolines_generated:202611', delta: 3 },
+      { key: 'user:bob:here_isolines:total_requests:202611', delta: 3 },
       { key: 'user:bob:here_isolines:success_responses:202611', delta: 1 },
+    ]);
+    expect(settlementIncrements(isolines, breakdownOf('success', 3))).toEqual([]);
+    expect(settlementIncrements(isolines, { success: 1, empty: 0, failed: 2 })).toEqual([
+      { key: 'user:bob:here_isolines:isolines_generated:202611', delta: -2 },
+      { key: 'user:bob:here_isolines:failed_responses:202611', delta: 2 },
     ]);
     expect(settlementIncrements(isolines, breakdownOf('failed', 3))).toEqual([
       { key: 'user:bob:here_isolines:isolines_generated:202611', delta: -3 },
       { key: 'user:bob:here_isolines:failed_responses:202611', delta: 3 },
+      { key: 'user:bob:here_isolines:success_responses:202611', delta: -1 },
     ]);
   });
 });
@@ -129,11 +138,11 @@ describe('planDecision', () => {
       { key: 'org:acme:geocoder_here:success_responses:201703', fromDay: 1, toDay: 20 },
       { key: 'org:acme:geocoder_here:empty_responses:201703', fromDay: 1, toDay: 20 },
     ]);
-    expect(plan.chargeKeys).toEqual([
-      'user:bob:geocoder_here:success_responses:201703',
-      'user:bob:geocoder_here:total_requests:201703',
-      'org:acme:geocoder_here:success_responses:201703',
-      'org:acme:geocoder_here:total_requests:201703',
+    expect(plan.charges).toEqual([
+      { key: 'user:bob:geocoder_here:success_responses:201703', perCost: 1, fixed: 0 },
+      { key: 'user:bob:geocoder_here:total_requests:201703', perCost: 1, fixed: 0 },
+      { key: 'org:acme:geocoder_here:success_responses:201703', perCost: 1, fixed: 0 },
+      { key: 'org:acme:geocoder_here:total_requests:201703', perCost: 1, fixed: 0 },
     ]);
     expect(plan.day).toBe('20');
     expect(plan.dayStartMs).toBe(Date.parse('2017-03-20T00:00:00Z'));
