@@ -125,18 +125,23 @@ end
 -- Usage: sum the day members of each counted key that fall inside the cycle.
 local firstRead = firstConfig + #plan.cfg
 local used = 0
+-- Today's score of each read key, valid as a count: a charge of the same key needs no ZSCORE.
+local todayScore = {}
 for i, range in ipairs(plan.rd) do
   local key = KEYS[firstRead + i]
   local entries = read('ZRANGE', key, 0, -1, 'WITHSCORES')
   if entries == nil then return refuse(STATUS.WRONG_TYPE, key) end
+  local today = 0
   for j = 1, #entries, 2 do
     local memberDay = tonumber(entries[j])
     if memberDay and memberDay >= range[1] and memberDay <= range[2] then
       local count = countOf(entries[j + 1])
       if count == nil then return refuse(STATUS.BAD_COUNTER, key, entries[j]) end
       used = used + count
+      if entries[j] == plan.day then today = count end
     end
   end
+  todayScore[key] = today
 end
 
 if replayed then return { STATUS.REPLAYED, 1, used, nowMs, call.sig or '' } end
@@ -172,12 +177,15 @@ end
 local deltas = {}
 for i, charge in ipairs(plan.ch) do
   local key = KEYS[firstCharge + i]
-  local score = read('ZSCORE', key, plan.day)
-  if score == nil then return refuse(STATUS.WRONG_TYPE, key) end
-  local current = 0
-  if score then
-    current = countOf(score)
-    if current == nil then return refuse(STATUS.BAD_COUNTER, key, plan.day) end
+  local current = todayScore[key]
+  if current == nil then
+    local score = read('ZSCORE', key, plan.day)
+    if score == nil then return refuse(STATUS.WRONG_TYPE, key) end
+    current = 0
+    if score then
+      current = countOf(score)
+      if current == nil then return refuse(STATUS.BAD_COUNTER, key, plan.day) end
+    end
   end
   deltas[i] = cost * charge[1] + charge[2]
   if current + deltas[i] > MAX_COUNTER then return refuse(STATUS.COUNTER_LIMIT, key) end

@@ -240,6 +240,9 @@ const DEADLINE_MARGIN_MS = 50;
 /** Key of the parsed API keys in a cached account's derived data. */
 const API_KEYS = 'apiKeys';
 
+/** Key fields shaped like a user's, checked in place of an unknown user's (see #account). */
+const DECOY_HASH = Object.freeze({ map_key: 'decoy-map-key-never-matches-anything', api_key_sha256: '0'.repeat(64) });
+
 /** A pause that does not keep the process alive. */
 const sleep = (ms: number): Promise<void> =>
   new Promise((resolve) => {
@@ -595,7 +598,9 @@ export class Tollgate {
       });
     } catch (error) {
       if (!(error instanceof NotFoundError) || error.code !== ERROR_CODES.unknownUser) throw error;
-      // Same comparisons as for a user with keys, so timing does not tell the user is unknown.
+      // The same work as for a user whose keys did not match (parse a hash's keys, compare them,
+      // and the comparison of the cached entry), so timing does not tell the user is unknown.
+      apiKeyMatches(apiKey, storedApiKeys(DECOY_HASH), 0);
       apiKeyMatches(apiKey, [], 0);
       throw new AuthenticationError();
     }

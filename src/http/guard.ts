@@ -370,6 +370,7 @@ export function quotaGuard(options: QuotaGuardOptions): QuotaGuard {
       }
       remember(admission);
       tollgateLocals(res).decision = admission;
+      reportRefundOnFailure(res, policy, admission, cost);
       settleLater(res, admission.reservation);
       next();
     } catch (error) {
@@ -399,6 +400,20 @@ export function quotaGuard(options: QuotaGuardOptions): QuotaGuard {
       await journal.close();
     },
   });
+}
+
+/**
+ * A response that fails (status 400 or more) is refunded: its RateLimit header must then show
+ * what remains without this request's cost. Node writes headers through `writeHead` (implicitly
+ * on the first write), the last moment the status is known and the headers can still change.
+ */
+function reportRefundOnFailure(res: Response, policy: string, admission: Decision, cost: number): void {
+  const writeHead = res.writeHead as (...args: unknown[]) => Response;
+  res.writeHead = function writeHeadAfterRefund(this: Response, ...args: unknown[]): Response {
+    const status = typeof args[0] === 'number' ? args[0] : this.statusCode;
+    if (status >= 400 && !this.headersSent) setRateLimitHeaders(this, policy, { ...admission, used: admission.used - cost }, Date.now());
+    return writeHead.apply(this, args);
+  } as Response['writeHead'];
 }
 
 /** True when `outcome` keeps every unit as a success: what the admission already charged. */

@@ -46,6 +46,7 @@ const SCRIPTS = {
   settle: loadScript('settle', true),
   configWrite: loadScript('config-write'),
   applyOnce: loadScript('apply-once'),
+  usageRepair: loadScript('usage-repair'),
 } as const;
 
 type ScriptCommand = (...args: Array<string | number>) => Promise<unknown>;
@@ -437,5 +438,24 @@ export async function runApplyOnce(
       return 'wrong_type';
     default:
       throw new UnexpectedReplyError(`apply-once: unknown status ${status}`);
+  }
+}
+
+/** What the usage-repair script did. */
+export type UsageRepairReply = 'removed' | 'changed' | 'wrong_type';
+
+/** Runs lua/usage-repair.lua: removes `member` of `key` only if it still holds `score` (as ZRANGE printed it). */
+export async function runUsageRepair(client: RedisClient, key: string, member: string, score: string): Promise<UsageRepairReply> {
+  const reply = arrayReply(await commandOf(client, SCRIPTS.usageRepair)(1, key, member, score), 'usage-repair');
+  const status = integerAt(reply, 0, 'usage-repair');
+  switch (status) {
+    case 1:
+      return 'removed';
+    case 2:
+      return 'changed';
+    case 3:
+      return 'wrong_type';
+    default:
+      throw new UnexpectedReplyError(`usage-repair: unknown status ${status}`);
   }
 }

@@ -147,10 +147,12 @@ describe('admission and settlement', () => {
     ['a handler answering 500', '500', 500],
     ['a handler that throws', 'throw', 500],
     ['a 4xx the handler answers after admission', '404', 404],
-  ])('%s is refunded: failed_responses, not used', async (_label, mode, status) => {
+  ])('%s is refunded: failed_responses, not used, and its RateLimit header says so', async (_label, mode, status) => {
     const { url, guard } = await setup();
     const { user: id, key } = await user(10);
-    expect((await call(thing(url, id, `api_key=${key}&mode=${mode}&cost=2`))).status).toBe(status);
+    const reply = await call(thing(url, id, `api_key=${key}&mode=${mode}&cost=2`));
+    expect(reply.status).toBe(status);
+    expect(reply.headers.get('ratelimit')).toMatch(/^"geocoding";r=10;t=\d+$/);
     await guard.drain();
     expect(await metrics(id)).toMatchObject({ success_responses: 0, failed_responses: 2, total_requests: 2, used: 0 });
   });
