@@ -131,11 +131,8 @@ describe('warnings and new routes (items 3, 4)', () => {
   });
 });
 
-describe('a refunded 502 (item 9, guard: the lead’s file)', () => {
-  // Fails today: the guard sets RateLimit from the admission (r = quota - cost) before the handler
-  // answers, and does not update it when a 5xx is settled as failed and refunded. `it.fails` keeps
-  // the suite green and turns red once the guard is fixed: then drop `.fails`.
-  it.fails('carries the post-refund RateLimit remaining', async () => {
+describe('a refunded 502 (item 9; the fix is in the guard, main 4f95baa)', () => {
+  it('carries the post-refund RateLimit remaining', async () => {
     const user = fresh('rf-u');
     const key = `key-${user}`;
     await writeUser(redis.client(), user, { geocoding_quota: '10', map_key: key });
