@@ -173,16 +173,12 @@ export function outcomeOf(res: Response, cost: number, completed: boolean): { ou
   return { outcome: locals.empty === true ? 'empty' : 'success', invalidSplit: false };
 }
 
-/** Calls `settle` once when the response ends: `completed` false when the client went away first. */
+/**
+ * Calls `settle` once when the response ends: `completed` false when the client went away first.
+ * A response always emits `close` last (after `finish` when it completed), so one listener does.
+ */
 function onEnd(res: Response, settle: (completed: boolean) => void): void {
-  let ended = false;
-  const end = (completed: boolean): void => {
-    if (ended) return;
-    ended = true;
-    settle(completed);
-  };
-  res.once('finish', () => end(true));
-  res.once('close', () => end(res.writableFinished));
+  res.once('close', () => settle(res.writableFinished));
 }
 
 /**
@@ -210,26 +206,34 @@ export function quotaGuard(options: QuotaGuardOptions): QuotaGuard {
     log,
   });
   const known = new Map<string, KnownQuota>();
-  const pending = new Set<Promise<void>>();
+  /** Admitted requests not yet ended and settled, and who waits for them all to be. */
+  let open = 0;
+  let drained: Array<() => void> = [];
+  const release = (): void => {
+    open -= 1;
+    if (open > 0) return;
+    const waiting = drained;
+    drained = [];
+    for (const resolve of waiting) resolve();
+  };
+  const failed = (error: unknown): void => log(`tollgate: settlement failed: ${describeCause(error)}`);
 
   /**
    * Runs `work` when the response ends and counts the request as open until then, so
-   * drain() also waits for admitted requests whose handler is still running.
+   * drain() also waits for admitted requests whose handler is still running. A counter, not a
+   * promise per request: most requests end with nothing to do.
    */
   const whenEnded = (res: Response, work: (completed: boolean) => Promise<void> | void): void => {
-    let release = (): void => undefined;
-    const open = new Promise<void>((resolve) => {
-      release = resolve;
-    });
-    pending.add(open);
+    open += 1;
     onEnd(res, (completed) => {
-      Promise.resolve()
-        .then(() => work(completed))
-        .catch((error: unknown) => log(`tollgate: settlement failed: ${describeCause(error)}`))
-        .finally(() => {
-          pending.delete(open);
-          release();
-        });
+      let done: Promise<void> | void = undefined;
+      try {
+        done = work(completed);
+      } catch (error) {
+        failed(error);
+      }
+      if (done === undefined) release();
+      else done.catch(failed).finally(release);
     });
   };
 
@@ -250,19 +254,23 @@ export function quotaGuard(options: QuotaGuardOptions): QuotaGuard {
   };
 
   const settleLater = (res: Response, reservation: Reservation): void => {
-    whenEnded(res, async (completed) => {
+    whenEnded(res, (completed) => {
       const { outcome, invalidSplit } = outcomeOf(res, reservation.cost, completed);
       if (invalidSplit) log(`tollgate: res.locals.tollgate.outcome does not add up to the cost ${reservation.cost}; settled as a whole`);
       // The admission charged a success already: only another outcome needs Redis.
-      if (isPlainSuccess(outcome, reservation.cost)) return;
-      try {
-        await tollgate.settle(reservation, outcome);
-      } catch (error) {
-        const typed = toTollgateError(error);
-        if (!(typed instanceof RedisUnavailableError)) throw typed;
-        if (!journal.addSettle(reservation, outcome)) log('tollgate: journal full, a settlement was dropped: its units stay charged');
-      }
+      if (isPlainSuccess(outcome, reservation.cost)) return undefined;
+      return settleNow(reservation, outcome);
     });
+  };
+
+  const settleNow = async (reservation: Reservation, outcome: Outcome): Promise<void> => {
+    try {
+      await tollgate.settle(reservation, outcome);
+    } catch (error) {
+      const typed = toTollgateError(error);
+      if (!(typed instanceof RedisUnavailableError)) throw typed;
+      if (!journal.addSettle(reservation, outcome)) log('tollgate: journal full, a settlement was dropped: its units stay charged');
+    }
   };
 
   /** Admission without Redis: only for a user this process admitted recently, against what it knew. */
@@ -382,7 +390,7 @@ export function quotaGuard(options: QuotaGuardOptions): QuotaGuard {
 
   const middleware = ((req: Request, res: Response, next: NextFunction) => handle(req, res, next)) as QuotaGuard;
   const drain = async (): Promise<void> => {
-    while (pending.size > 0) await Promise.all([...pending]);
+    while (open > 0) await new Promise<void>((resolve) => drained.push(resolve));
   };
   return Object.assign(middleware, {
     options: config,
