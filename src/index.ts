@@ -30,6 +30,12 @@ export {
   type QuotaBlock,
   type UserCredits,
   type UserView,
+  type Warnings,
+  type Changed,
+  type ApiKeyListing,
+  type NamePage,
+  type Deleted,
+  type UsageAdjustment,
 } from './admin/operations.js';
 export {
   planReport,
@@ -40,8 +46,10 @@ export {
   type ReportRequest,
   type ReportRow,
   type ReportTarget,
+  type ReportMetric,
+  type ReportRowsOptions,
 } from './admin/reports.js';
-export { TIME_FRAMES, type TimeFrame } from './admin/inputs.js';
+export { TIME_FRAMES, type DayFrame, type TimeFrame } from './admin/inputs.js';
 export { QUOTA_KINDS, METRICS, isQuotaKind, quotaKindSpec, type Metric, type QuotaKind, type QuotaKindSpec } from './core/quota-kinds.js';
 export type { RedisClient } from './redis/connection.js';
 export { billingCycle, type CalendarDay, type Cycle, type CycleSpan } from './core/cycle.js';

@@ -25,14 +25,17 @@ import {
   type QuotaKind,
 } from 'tollgate';
 import type { GeocodingProvider, Place } from './gazetteer.js';
-import { DEFAULT_LIMITS, limitsSchema, parseBulkBody, parseGeocodeQuery, parseIsolinesQuery, type DemoLimits } from './inputs.js';
+import { DEFAULT_LIMITS, limitsSchema, parseBulkBody, parseGeocodeQuery, parseIsolinesQuery, parseRouteQuery, type DemoLimits } from './inputs.js';
 import type { IsolinesProvider, IsolinesRequest } from './isolines.js';
+import { StraightLineRouting, type RouteRequest, type RoutingProvider } from './routing.js';
 
 /** Options of {@link createDemoApp}. */
 export interface DemoAppOptions {
   readonly tollgate: Tollgate;
   readonly geocoder: GeocodingProvider;
   readonly isolines: IsolinesProvider;
+  /** The routing backend; default {@link StraightLineRouting}. */
+  readonly routing?: RoutingProvider;
   /** Overrides of {@link DEFAULT_LIMITS}. */
   readonly limits?: Partial<DemoLimits>;
   /** Quota kinds that keep serving while Redis is down (see docs/http.md). Default none. */
@@ -49,6 +52,7 @@ const optionsSchema = z.strictObject({
   tollgate: z.custom<Tollgate>((value) => value instanceof Tollgate, 'must be a Tollgate client'),
   geocoder: z.custom<GeocodingProvider>((value) => typeof (value as GeocodingProvider | null)?.search === 'function', 'must be a GeocodingProvider'),
   isolines: z.custom<IsolinesProvider>((value) => typeof (value as IsolinesProvider | null)?.isolines === 'function', 'must be an IsolinesProvider'),
+  routing: z.custom<RoutingProvider>((value) => typeof (value as RoutingProvider | null)?.route === 'function', 'must be a RoutingProvider').optional(),
   limits: limitsSchema.optional(),
   failOpen: z.array(z.enum(QUOTA_KINDS as [QuotaKind, ...QuotaKind[]])).optional(),
   flushIntervalMs: z.number().int().min(10).max(60_000).optional(),
@@ -60,15 +64,16 @@ const optionsSchema = z.strictObject({
 export interface DemoApp {
   readonly app: Express;
   /** The guards in front of each quota kind. */
-  readonly guards: Readonly<Record<'geocoding' | 'isolines', QuotaGuard>>;
+  readonly guards: Readonly<Record<QuotaKind, QuotaGuard>>;
   /** Settles what has ended and makes a last journal write-back; call after the HTTP server closed. */
   close(): Promise<void>;
 }
 
 /** Where the handler finds the input its cost function already validated. */
 interface DemoLocals {
-  geocode?: { kind: 'single'; q: string; limit: number } | { kind: 'bulk'; addresses: readonly string[] };
+  geocode?: { kind: 'single'; q: string; limit: number; country?: string } | { kind: 'bulk'; addresses: readonly string[] };
   isolines?: IsolinesRequest;
+  route?: RouteRequest;
 }
 
 const GEOJSON = 'application/geo+json';
@@ -95,7 +100,8 @@ function dashboardBlock(info: QuotaInfo): Record<string, unknown> {
 /**
  * Builds the demo app:
  * `GET|POST /u/:username/api/v1/geocode`, `GET /u/:username/api/v1/isolines`,
- * `GET /u/:username/api/v1/quota` and `GET /healthz`.
+ * `GET /u/:username/api/v1/route`, `GET /u/:username/api/v1/quota` and `GET /healthz`:
+ * one endpoint per CARTO quota kind (geocoding, isolines, routing).
  */
 export function createDemoApp(options: DemoAppOptions): DemoApp {
   const parsed = optionsSchema.safeParse(options);
@@ -106,6 +112,7 @@ export function createDemoApp(options: DemoAppOptions): DemoApp {
   const config = Object.freeze(parsed.data);
   const limits: DemoLimits = Object.freeze({ ...DEFAULT_LIMITS, ...config.limits });
   const { tollgate, geocoder, isolines } = config;
+  const routing = config.routing ?? new StraightLineRouting();
   const log = config.log ?? ((message: string) => console.warn(message));
   const failOpen = new Set(config.failOpen ?? []);
   const guardExtras = {
@@ -140,6 +147,17 @@ export function createDemoApp(options: DemoAppOptions): DemoApp {
       return request.ranges.length;
     },
   });
+  const routingGuard = quotaGuard({
+    tollgate,
+    kind: 'routing',
+    failOpen: failOpen.has('routing'),
+    ...guardExtras,
+    // One route costs 1, whatever its length.
+    cost: (req, res) => {
+      demoLocals(res).route = parseRouteQuery(req.query as Record<string, unknown>);
+      return 1;
+    },
+  });
   const authenticated = apiKeyAuth({ tollgate });
 
   const app = express();
@@ -156,7 +174,7 @@ export function createDemoApp(options: DemoAppOptions): DemoApp {
     res.status(redis === 'up' ? 200 : 503).json({
       status: redis === 'up' ? 'ok' : 'degraded',
       redis,
-      journal: { geocoding: geocodingGuard.journalStats(), isolines: isolinesGuard.journalStats() },
+      journal: { geocoding: geocodingGuard.journalStats(), isolines: isolinesGuard.journalStats(), routing: routingGuard.journalStats() },
     });
   });
 
@@ -169,7 +187,7 @@ export function createDemoApp(options: DemoAppOptions): DemoApp {
     const input = demoLocals(res).geocode;
     if (input === undefined) throw new Error('geocode input missing: the guard did not run');
     if (input.kind === 'single') {
-      const places = geocoder.search(input.q, input.limit);
+      const places = geocoder.search(input.q, input.limit, input.country);
       if (places.length === 0) markEmpty(res);
       res.type(GEOJSON).json({
         type: 'FeatureCollection',
@@ -210,6 +228,24 @@ export function createDemoApp(options: DemoAppOptions): DemoApp {
     });
   });
 
+  app.get(`${base}/route`, routingGuard, async (_req, res) => {
+    const request = demoLocals(res).route;
+    if (request === undefined) throw new Error('route input missing: the guard did not run');
+    const route = await routing.route(request);
+    res.type(GEOJSON).json({
+      type: 'Feature',
+      geometry: { type: 'LineString', coordinates: route.line },
+      properties: {
+        mode: request.mode,
+        distance_m: route.distanceM,
+        duration_s: route.durationS,
+        provider: routing.name,
+        // Said in every response, so nobody mistakes a crow-flies line for directions.
+        approximation: routing.followsRoads ? null : 'straight-line',
+      },
+    });
+  });
+
   app.get(`${base}/quota`, authenticated, async (_req, res) => {
     const identity = tollgateLocals(res).identity;
     if (identity === undefined) throw new Error('identity missing: authentication did not run');
@@ -239,9 +275,9 @@ export function createDemoApp(options: DemoAppOptions): DemoApp {
 
   return {
     app,
-    guards: { geocoding: geocodingGuard, isolines: isolinesGuard },
+    guards: { geocoding: geocodingGuard, isolines: isolinesGuard, routing: routingGuard },
     close: async () => {
-      await Promise.all([geocodingGuard.close(), isolinesGuard.close()]);
+      await Promise.all([geocodingGuard.close(), isolinesGuard.close(), routingGuard.close()]);
     },
   };
 }

@@ -86,11 +86,11 @@ export const DEMO_ACCOUNTS = Object.freeze({
 
 /** Known quotas of the seeded accounts, as the docs and the start-up banner state them. */
 export const DEMO_QUOTAS = Object.freeze({
-  org: { geocoding: 1000, isolines: 500, routing: 0 },
-  smallUser: { geocoding: 3, isolines: 2, routing: 0 },
+  org: { geocoding: 1000, isolines: 500, routing: 200 },
+  smallUser: { geocoding: 3, isolines: 2, routing: 1 },
 });
 
-const PROVIDERS = { geocoder_provider: 'geonames', isolines_provider: 'straightline', routing_provider: 'mapzen' } as const;
+const PROVIDERS = { geocoder_provider: 'geonames', isolines_provider: 'straightline', routing_provider: 'straightline' } as const;
 
 /** A seeded user and the key to show it with; `key` is `null` when the user keeps only a digest. */
 export interface SeededUser {

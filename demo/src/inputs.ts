@@ -2,6 +2,7 @@
 import { z } from 'zod';
 import { badRequest, type HttpProblem } from 'tollgate';
 import type { IsolineType, IsolinesRequest, TravelMode } from './isolines.js';
+import { ROUTE_MODES, type LatLon, type RouteMode, type RouteRequest } from './routing.js';
 
 /** Limits of the demo's inputs. */
 export interface DemoLimits {
@@ -86,11 +87,38 @@ function oneOf<T extends string>(query: Query, name: string, allowed: readonly T
 export interface GeocodeInput {
   readonly q: string;
   readonly limit: number;
+  /** ISO 3166-1 alpha-2 code to keep matches in, upper case; absent for any country. */
+  readonly country?: string;
 }
 
-/** `?q=<name>[, CC]&limit=<1..maxResults, default 5>`. */
+const COUNTRY_CODE = /^[A-Za-z]{2}$/;
+const LAT_LON = /^\s*([^,\s]+)\s*,\s*([^,\s]+)\s*$/;
+
+/** `lat,lon` in degrees, each a plain decimal within range. */
+function latLon(query: Query, name: 'from' | 'to'): LatLon {
+  const raw = single(query, name);
+  if (raw === undefined || raw.trim() === '') throw invalid(name, `${name} is required, as lat,lon`);
+  const match = LAT_LON.exec(raw);
+  const parts = match === null ? null : [match[1] as string, match[2] as string];
+  if (parts === null || !parts.every((part) => DECIMAL.test(part))) throw invalid(name, `${name} must be lat,lon in decimal degrees`);
+  const [lat, lon] = parts.map(Number) as [number, number];
+  if (lat < -90 || lat > 90 || lon < -180 || lon > 180) throw invalid(name, `${name} must have a latitude within ±90 and a longitude within ±180`);
+  return { lat, lon };
+}
+
+/** `?from=lat,lon&to=lat,lon&mode=walk|bicycle|car (default car)`. */
+export function parseRouteQuery(query: Query): RouteRequest {
+  const from = latLon(query, 'from');
+  const to = latLon(query, 'to');
+  const mode = oneOf<RouteMode>(query, 'mode', ROUTE_MODES, 'car');
+  return { from, to, mode };
+}
+
+/** `?q=<name>[, CC]&limit=<1..maxResults, default 5>&country=<CC>`. */
 export function parseGeocodeQuery(query: Query, limits: DemoLimits): GeocodeInput {
   const q = text('q', single(query, 'q'));
+  const rawCountry = single(query, 'country');
+  if (rawCountry !== undefined && !COUNTRY_CODE.test(rawCountry)) throw invalid('country', 'country must be a two-letter ISO 3166-1 code, such as DE');
   const rawLimit = single(query, 'limit');
   let limit = Math.min(5, limits.maxResults);
   if (rawLimit !== undefined) {
@@ -99,7 +127,7 @@ export function parseGeocodeQuery(query: Query, limits: DemoLimits): GeocodeInpu
     }
     limit = Number(rawLimit);
   }
-  return { q, limit };
+  return rawCountry === undefined ? { q, limit } : { q, limit, country: rawCountry.toUpperCase() };
 }
 
 /** `{"addresses": ["Madrid, ES", "Lyon"]}`: 1 to maxBulk non-empty strings. */

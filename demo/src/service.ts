@@ -69,6 +69,8 @@ function banner(url: string, accounts: DemoService['accounts']): string {
       `  curl -i -X POST -H 'Content-Type: application/json' -d '{"addresses":["Lyon","Osaka","Nowhereville"]}' '${base}/geocode?api_key=${user.key}'`,
       'Isolines, costs 3 (one per range; straight-line circles):',
       `  curl -i '${base}/isolines?lat=40.4168&lon=-3.7038&range=300,600,900&type=isochrone&mode=walk&api_key=${user.key}'`,
+      'Route (straight line, a duration per mode: walk, bicycle, car), costs 1:',
+      `  curl -i '${base}/route?from=40.4168,-3.7038&to=41.3874,2.1686&mode=car&api_key=${user.key}'`,
       'Quota report:',
       `  curl '${base}/quota?api_key=${user.key}'`,
     );

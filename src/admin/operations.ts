@@ -1,7 +1,18 @@
 // The operator's operations (show, quotas, limits, providers, orgs, API keys, credit budgets), shared by the CLI and the admin router.
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import {
-  API_KEY_SHA256_FIELD,
+  apiKeyFields,
+  CREATED_AT_PREFIX,
+  LEGACY_KEY_NAME,
+  MAP_KEY_NAME,
+  maskedKey,
+  sha256Hex,
+  storedApiKeys,
+  type StoredApiKey,
+} from '../core/api-keys.js';
+import { recordingOwners } from '../core/accounting.js';
+import { dayMember, utcDay, yyyymm } from '../core/cycle.js';
+import {
   CREDIT_FIELDS,
   ORGANIZATION_FIELD,
   PERIOD_END_DATE_FIELD,
@@ -11,15 +22,16 @@ import {
   type RawHash,
 } from '../core/config.js';
 import { ConflictError, ERROR_CODES, InvalidConfigError, InvalidInputError, NotFoundError } from '../core/errors.js';
-import { configKey, orgConfigKey, userConfigKey, type Owner } from '../core/keys.js';
-import { assertName } from '../core/names.js';
+import { adjustmentLogKey, configKey, globLiteral, orgConfigKey, parseUsageKey, usageKey, userConfigKey, type Owner } from '../core/keys.js';
+import { assertName, nameProblem } from '../core/names.js';
 import { QUOTA_KINDS, quotaKindSpec, type QuotaKind } from '../core/quota-kinds.js';
-import { readHash } from '../redis/accounts.js';
+import { readHash, serverTimeMs } from '../redis/accounts.js';
 import { bounded, toTollgateError, type RedisClient } from '../redis/connection.js';
-import { orgMembers } from '../redis/scan.js';
+import { orgMembers, ownerUsageKeys, scanPage } from '../redis/scan.js';
 import { runConfigWrite, type ConfigWrite } from '../redis/scripts.js';
+import { readAdjustments, runAdjustUsage } from '../redis/usage-adjustment.js';
 import type { Tollgate, UsageSummary } from '../tollgate.js';
-import { parseCredits, parsePeriodEndDate, parseProvider, parseQuota, toCredits } from './inputs.js';
+import { parseInput, toCredits, values } from './inputs.js';
 
 
 /** Every admin call is bounded: an operator should see "Redis unavailable", not a hung prompt. */
@@ -80,6 +92,8 @@ export interface UserView extends DashboardView {
   readonly username: string;
   readonly organization: string | null;
   readonly has_api_key: boolean;
+  /** Every key the user holds, masked ({@link ApiKeyListing}); `map_key` among them. */
+  readonly api_keys: readonly ApiKeyListing[];
   readonly credits: UserCredits | null;
 }
 
@@ -113,9 +127,117 @@ function ownerOf(target: AdminTarget): Owner {
     : { type: 'org', name: assertName('org', (target as { org: string }).org) };
 }
 
-/** SHA-256 hex digest of an API key, as stored in {@link API_KEY_SHA256_FIELD}. */
+/** SHA-256 hex digest of an API key, as stored in the `api_key_sha256[:<name>]` fields. */
 export function apiKeyDigest(apiKey: string): string {
-  return createHash('sha256').update(apiKey, 'utf8').digest('hex');
+  return sha256Hex(apiKey);
+}
+
+/** Things an operator should know about a change that was made anyway (CARTO's rules, kept as they are). */
+export type Warnings = readonly string[];
+
+/** A change's result with the warnings it raised; `warnings` is empty when there is nothing to say. */
+export interface Changed<T = Record<string, never>> {
+  readonly result: T;
+  readonly warnings: Warnings;
+}
+
+/** One API key as listed: never the key or its digest; `map_key` shows its last 4 characters. */
+export interface ApiKeyListing {
+  readonly name: string;
+  /** `clear` for CARTO's `map_key`, `sha256` for Tollgate's digests. */
+  readonly form: 'clear' | 'sha256';
+  /** `map_key` only: `****` and its last four characters. */
+  readonly masked: string | null;
+  /** ISO time the key was made by Tollgate, or `null` when unknown. */
+  readonly created_at: string | null;
+  /** ISO time from which the key is refused (a rotation's overlap end), or `null`. */
+  readonly expires_at: string | null;
+  /** `active`, `expired`, or `unusable` (a garbled digest or expiry). */
+  readonly state: 'active' | 'expired' | 'unusable';
+}
+
+/** A page of user or org names. */
+export interface NamePage {
+  readonly names: readonly string[];
+  /** Pass it back to get the next page; `"0"` when the listing is complete. */
+  readonly cursor: string;
+}
+
+/** What deleting a user or org removed. */
+export interface Deleted {
+  readonly deleted: string;
+  /** Usage and credit ledger keys removed with it (only with `withUsage`). */
+  readonly usageKeys: number;
+  /** The `YYYYMM` months those usage keys covered. */
+  readonly months: readonly string[];
+}
+
+/** An operator's usage adjustment, as audited. */
+export interface UsageAdjustment {
+  readonly at: string;
+  readonly user: string;
+  readonly kind: QuotaKind;
+  readonly units: number;
+  readonly day: string;
+  readonly keys: readonly string[];
+  readonly reason: string | null;
+  readonly actor: string;
+}
+
+/** The key name `create-key` uses when none is given. */
+export const DEFAULT_NEW_KEY_NAME = 'main';
+/** Default rotation overlap: one day. */
+export const DEFAULT_OVERLAP_SECONDS = 86_400;
+const RESERVED_KEY_NAMES = new Set([LEGACY_KEY_NAME, MAP_KEY_NAME]);
+
+/** Whether a name found in Redis is safe to show and use as a key part (other tools may write odd keys). */
+const nameOk = (name: string): boolean => nameProblem(name) === null;
+
+/** A random key: `tg_` and 43 base64url characters (256 bits). */
+function newApiKey(): string {
+  return `tg_${randomBytes(32).toString('base64url')}`;
+}
+
+/** A name for a new key: a valid name that is not one of the reserved listing names. */
+function newKeyName(name: unknown): string {
+  const value = parseInput(values.keyName, name);
+  if (RESERVED_KEY_NAMES.has(value)) {
+    throw new InvalidInputError(ERROR_CODES.invalidName, `key name ${value} is reserved for an existing field; pick another`);
+  }
+  return value;
+}
+
+/** A name an existing key is listed under: a key name, or `map_key` / `default`. */
+function existingKeyName(name: unknown): string {
+  if (name === MAP_KEY_NAME || name === LEGACY_KEY_NAME) return name;
+  return parseInput(values.keyName, name);
+}
+
+function isoOrNull(raw: string | undefined): string | null {
+  if (raw === undefined || !/^\d{1,15}$/.test(raw)) return null;
+  return new Date(Number(raw)).toISOString();
+}
+
+/** The masked listing of every key a user hash holds, judged at `nowMs`. */
+function listingOf(hash: RawHash, nowMs: number): ApiKeyListing[] {
+  return storedApiKeys(hash).map((key: StoredApiKey) => ({
+    name: key.name,
+    form: key.form,
+    masked: key.form === 'clear' ? maskedKey(hash[key.field] ?? '') : null,
+    created_at: isoOrNull(hash[CREATED_AT_PREFIX + key.name]),
+    expires_at: key.expiresAtMs === null ? null : new Date(key.expiresAtMs).toISOString(),
+    state: !key.usable ? 'unusable' : key.expiresAtMs !== null && key.expiresAtMs <= nowMs ? 'expired' : 'active',
+  }));
+}
+
+/** The warning of SPEC 1's own-cycle case: a member of an org without `period_end_date` that has one itself. */
+function ownCycleWarning(user: string, org: string, userHash: RawHash, orgHash: RawHash): string[] {
+  const own = userHash[PERIOD_END_DATE_FIELD];
+  if (orgHash[PERIOD_END_DATE_FIELD] !== undefined || own === undefined || own === '') return [];
+  return [
+    `org ${org} has no period_end_date, so member ${user} keeps its own billing cycle (from ${own}) while spending the shared pool; ` +
+      `members may reset on different days: set one with "tollgate org set-period-end ${org} <date>"`,
+  ];
 }
 
 /**
@@ -161,6 +283,7 @@ export class AdminOperations {
     };
     const org = infos[0]!.org;
     const orgHash = org === null ? null : await this.#hash({ type: 'org', name: org });
+    const keys = listingOf(hash, await this.#nowMs());
     return {
       username: user,
       organization: org,
@@ -171,7 +294,8 @@ export class AdminOperations {
       isolines_provider: infos[1]!.provider,
       routing_provider: infos[2]!.provider,
       period_end_date: orgHash?.[PERIOD_END_DATE_FIELD] || hash[PERIOD_END_DATE_FIELD] || null,
-      has_api_key: Boolean(hash[API_KEY_SHA256_FIELD]),
+      has_api_key: keys.some((key) => key.state === 'active'),
+      api_keys: keys,
       credits: org === null ? null : await this.userCredits(user),
     };
   }
@@ -225,53 +349,81 @@ export class AdminOperations {
     await this.#write({ key, mode: 'create', set: fields });
   }
 
-  /** Sets the quota of one kind on a user or org hash. */
-  async setQuota(target: AdminTarget, kind: QuotaKind, quota: unknown): Promise<void> {
+  /** Sets the quota of one kind on a user or org hash; warns when an org's quota overrides it. */
+  async setQuota(target: AdminTarget, kind: QuotaKind, quota: unknown): Promise<Warnings> {
     const owner = ownerOf(target);
     const spec = quotaKindSpec(kind);
-    const value = parseQuota(quota);
+    const value = parseInput(values.quota, quota);
+    const warnings = await this.#overriddenByOrg(owner, spec.quotaField, `${kind} quota`);
     await this.#write({ key: configKey(owner), mode: 'update', set: { [spec.quotaField]: String(value) } });
+    return warnings;
+  }
+
+  /** Sets (or, with `null`, removes) the price of a block of 1000 units past the quota, in cents. */
+  async setBlockPrice(target: AdminTarget, kind: QuotaKind, cents: unknown): Promise<Warnings> {
+    const owner = ownerOf(target);
+    const field = quotaKindSpec(kind).blockPriceField;
+    const value = cents === null ? null : parseInput(values.blockPrice, cents);
+    const warnings = await this.#overriddenByOrg(owner, field, `${kind} block price`);
+    await this.#write(
+      value === null
+        ? { key: configKey(owner), mode: 'update', del: [field] }
+        : { key: configKey(owner), mode: 'update', set: { [field]: String(value) } },
+    );
+    return warnings;
   }
 
   /** Turns a user's soft limit for one kind on or off (orgs have none, SPEC 1). */
-  async setSoftLimit(user: string, kind: QuotaKind, on: boolean): Promise<void> {
+  async setSoftLimit(user: string, kind: QuotaKind, on: boolean): Promise<Warnings> {
     assertName('user', user);
     const spec = quotaKindSpec(kind);
     await this.#write({ key: userConfigKey(user), mode: 'update', set: { [spec.softLimitField]: on ? 'true' : 'false' } });
+    return [];
   }
 
-  /** Sets the provider of one kind on a user or org hash. */
-  async setProvider(target: AdminTarget, kind: QuotaKind, provider: unknown): Promise<void> {
+  /**
+   * Sets the provider of one kind on a user or org hash. Warns when the change moves this
+   * cycle's counting to other usage keys (the service type names the provider, so monthly_use
+   * restarts from what the new keys hold), and when an org's provider overrides a member's.
+   */
+  async setProvider(target: AdminTarget, kind: QuotaKind, provider: unknown): Promise<Warnings> {
     const owner = ownerOf(target);
     const spec = quotaKindSpec(kind);
-    const value = parseProvider(provider);
+    const value = parseInput(values.provider, provider);
+    const warnings = [...(await this.#overriddenByOrg(owner, spec.providerField, `${kind} provider`))];
+    if (warnings.length === 0) warnings.push(...(await this.#providerMoveWarnings(owner, kind, value)));
     await this.#write({ key: configKey(owner), mode: 'update', set: { [spec.providerField]: value } });
+    return warnings;
   }
 
-  /** Sets `period_end_date` (its day of month anchors the billing cycle). */
-  async setPeriodEndDate(target: AdminTarget, date: unknown): Promise<string> {
+  /** Sets `period_end_date` (its day of month anchors the billing cycle); answers the stored form. */
+  async setPeriodEndDate(target: AdminTarget, date: unknown): Promise<Changed<{ period_end_date: string }>> {
     const owner = ownerOf(target);
-    const value = parsePeriodEndDate(date);
+    const value = parseInput(values.date, date).periodEndDate;
+    const warnings = await this.#overriddenByOrg(owner, PERIOD_END_DATE_FIELD, 'period_end_date');
     await this.#write({ key: configKey(owner), mode: 'update', set: { [PERIOD_END_DATE_FIELD]: value } });
-    return value;
+    return { result: { period_end_date: value }, warnings };
   }
 
   /**
    * Puts a user in an org (or takes it out with `null`). A new member starts with the org's
    * default allocation when budgeting is on and a default is set, else with no limit; its
-   * spent counter starts at 0. Re-joining the same org keeps the current allocation.
+   * spent counter starts at 0. Re-joining the same org keeps the current allocation. Warns
+   * when the org has no `period_end_date` while the user has its own: the pool is shared but
+   * the member's cycle follows its own day.
    */
-  async setOrganization(user: string, org: string | null): Promise<void> {
+  async setOrganization(user: string, org: string | null): Promise<Warnings> {
     assertName('user', user);
     if (org !== null) assertName('org', org);
     const userKey = userConfigKey(user);
     if (org === null) {
       await this.#write({ key: userKey, mode: 'update', del: [ORGANIZATION_FIELD, CREDIT_FIELDS.allocation, CREDIT_FIELDS.spent] });
-      return;
+      return [];
     }
     const hash = await this.#hash({ type: 'user', name: user });
     const orgHash = await this.#hash({ type: 'org', name: org });
-    if (hash[ORGANIZATION_FIELD] === org) return;
+    const warnings = ownCycleWarning(user, org, hash, orgHash);
+    if (hash[ORGANIZATION_FIELD] === org) return warnings;
     const defaultLimit = this.#defaultLimit(org, orgHash);
     await this.#write({
       key: userKey,
@@ -286,23 +438,218 @@ export class AdminOperations {
       },
       del: defaultLimit >= 0 ? [] : [CREDIT_FIELDS.allocation],
     });
+    return warnings;
   }
 
   /**
-   * Creates a new API key for a user, replacing any previous one. Only its SHA-256 digest is
-   * stored; the key itself is returned once and never again.
+   * Creates a named API key for a user (default name {@link DEFAULT_NEW_KEY_NAME}); the user's
+   * other keys keep working. Only its SHA-256 digest is stored, in `api_key_sha256:<name>`, with
+   * its creation time; the key itself is returned once and never again. A name in use is
+   * refused (rotate it instead).
    */
-  async createApiKey(user: string): Promise<CreatedApiKey> {
+  async createApiKey(user: string, name: unknown = DEFAULT_NEW_KEY_NAME): Promise<CreatedApiKey & { readonly name: string }> {
     assertName('user', user);
-    const apiKey = `tg_${randomBytes(32).toString('base64url')}`;
-    await this.#write({ key: userConfigKey(user), mode: 'update', set: { [API_KEY_SHA256_FIELD]: apiKeyDigest(apiKey) } });
-    return { username: user, apiKey };
+    const keyName = newKeyName(name);
+    const fields = apiKeyFields(keyName);
+    const hash = await this.#hash({ type: 'user', name: user });
+    if (hash[fields.key] !== undefined) {
+      throw new ConflictError(ERROR_CODES.alreadyExists, `user ${user} already has a key named ${keyName}: revoke or rotate it, or pick another name`);
+    }
+    const apiKey = newApiKey();
+    const nowMs = await this.#nowMs();
+    await this.#write({
+      key: userConfigKey(user),
+      mode: 'update',
+      expect: { [fields.key]: null },
+      set: { [fields.key]: apiKeyDigest(apiKey), [fields.createdAt]: String(nowMs) },
+      del: [fields.expiresAt],
+    });
+    return { username: user, name: keyName, apiKey };
   }
 
-  /** Removes a user's API key digest; answers whether there was one. */
-  async revokeApiKey(user: string): Promise<boolean> {
+  /** The user's keys, masked: names, forms, creation and expiry times; never a key or digest. */
+  async listApiKeys(user: string): Promise<ApiKeyListing[]> {
     assertName('user', user);
-    return (await this.#write({ key: userConfigKey(user), mode: 'update', del: [API_KEY_SHA256_FIELD] })) === 1;
+    return listingOf(await this.#hash({ type: 'user', name: user }), await this.#nowMs());
+  }
+
+  /**
+   * Revokes one key: deletes its digest (or `map_key`) and its expiry and creation fields, so
+   * the next request with it is refused. Without a name, the user's only key is revoked; with
+   * several, the name is required. Answers whether a key was removed.
+   */
+  async revokeApiKey(user: string, name?: unknown): Promise<{ name: string | null; revoked: boolean }> {
+    assertName('user', user);
+    const hash = await this.#hash({ type: 'user', name: user });
+    let keyName: string;
+    if (name === undefined || name === null) {
+      const held = storedApiKeys(hash);
+      if (held.length === 0) return { name: null, revoked: false };
+      if (held.length > 1) {
+        throw new InvalidInputError(ERROR_CODES.invalidArgument, `user ${user} has ${held.length} keys (${held.map((key) => key.name).join(', ')}): name the one to revoke`);
+      }
+      keyName = held[0]!.name;
+    } else {
+      keyName = existingKeyName(name);
+    }
+    const fields = apiKeyFields(keyName);
+    const deleted = await this.#write({ key: userConfigKey(user), mode: 'update', del: [fields.key, fields.expiresAt, fields.createdAt] });
+    return { name: keyName, revoked: deleted > 0 && hash[fields.key] !== undefined };
+  }
+
+  /**
+   * Replaces a key with a new one while the old keeps working for `overlapSeconds` (server
+   * clock), so clients can switch without an outage. The new key takes `newName`, or the old
+   * key's name; then the old digest moves to `<name>-prev` (a `map_key` always moves, as a
+   * digest: its clear text is not kept). Answers the new key, shown once.
+   */
+  async rotateApiKey(
+    user: string,
+    name: unknown,
+    options: { readonly newName?: unknown; readonly overlapSeconds?: unknown } = {},
+  ): Promise<CreatedApiKey & { readonly name: string; readonly previous: string; readonly previousExpiresAt: string }> {
+    assertName('user', user);
+    const oldName = existingKeyName(name);
+    const overlapSeconds = options.overlapSeconds === undefined ? DEFAULT_OVERLAP_SECONDS : parseInput(values.overlapSeconds, options.overlapSeconds);
+    const hash = await this.#hash({ type: 'user', name: user });
+    const old = storedApiKeys(hash).find((key) => key.name === oldName);
+    if (old === undefined || old.digest === null) {
+      throw new NotFoundError(ERROR_CODES.unknownApiKey, `user ${user} has no usable key named ${oldName}`);
+    }
+    const nowMs = await this.#nowMs();
+    const newName = options.newName === undefined ? (oldName === MAP_KEY_NAME ? DEFAULT_NEW_KEY_NAME : oldName) : newKeyName(options.newName);
+    const moves = newName === oldName || oldName === MAP_KEY_NAME;
+    const previous = moves ? `${oldName.replace(/_/g, '-').slice(0, 27)}-prev` : oldName;
+    const oldFields = apiKeyFields(oldName);
+    const previousFields = apiKeyFields(previous);
+    const newFields = apiKeyFields(newName);
+    if (newName !== oldName && hash[newFields.key] !== undefined) {
+      throw new ConflictError(ERROR_CODES.alreadyExists, `user ${user} already has a key named ${newName}`);
+    }
+    if (moves) {
+      const waiting = storedApiKeys(hash).find((key) => key.name === previous);
+      if (waiting !== undefined && waiting.usable && (waiting.expiresAtMs === null || waiting.expiresAtMs > nowMs)) {
+        throw new ConflictError(ERROR_CODES.concurrentChange, `the previous rotation of ${oldName} is still in its overlap (${previous}); revoke ${previous} first or wait`);
+      }
+    }
+    const expiresAtMs = nowMs + overlapSeconds * 1000;
+    const apiKey = newApiKey();
+    const set: Record<string, string> = {
+      [previousFields.expiresAt]: String(expiresAtMs),
+      [newFields.key]: apiKeyDigest(apiKey),
+      [newFields.createdAt]: String(nowMs),
+    };
+    const del: string[] = [newFields.expiresAt];
+    if (moves) {
+      set[previousFields.key] = old.digest.toString('hex');
+      const created = hash[oldFields.createdAt];
+      if (created !== undefined) set[previousFields.createdAt] = created;
+      else del.push(previousFields.createdAt);
+      if (oldName !== newName) del.push(oldFields.key, oldFields.expiresAt, oldFields.createdAt);
+    }
+    await this.#write({
+      key: userConfigKey(user),
+      mode: 'update',
+      // Rotated from what we read: a concurrent rotation or revocation makes this one fail whole.
+      expect: { [oldFields.key]: hash[oldFields.key] ?? null, [newFields.key]: newName === oldName ? (hash[oldFields.key] ?? null) : null },
+      set,
+      del: del.filter((field) => !(field in set)),
+    });
+    return { username: user, name: newName, apiKey, previous, previousExpiresAt: new Date(expiresAtMs).toISOString() };
+  }
+
+  /** A page of user (or org) names from a SCAN of their config hashes; `cursor` `"0"` starts. */
+  async list(type: 'user' | 'org', cursor: unknown = '0', count: unknown = 100): Promise<NamePage> {
+    if (typeof cursor !== 'string') throw new InvalidInputError(ERROR_CODES.invalidArgument, 'cursor must be a string');
+    const size = typeof count === 'string' ? Number(count) : count;
+    if (typeof size !== 'number' || !Number.isSafeInteger(size) || size < 1 || size > 10_000) {
+      throw new InvalidInputError(ERROR_CODES.invalidArgument, 'count must be an integer from 1 to 10000');
+    }
+    const prefix = configKey({ type, name: '' });
+    const page = await this.#call(() => scanPage(this.#client, `${globLiteral(prefix)}*`, cursor, size));
+    const names = page.keys.map((key) => key.slice(prefix.length)).filter((name) => nameOk(name)).sort();
+    return { names, cursor: page.cursor };
+  }
+
+  /**
+   * Deletes a user or org hash. Refused while usage or credit-ledger keys of it exist, unless
+   * `withUsage` (then they go too); an org is never deleted while it has members.
+   */
+  async delete(target: AdminTarget, options: { readonly withUsage?: boolean } = {}): Promise<Deleted> {
+    const owner = ownerOf(target);
+    const hash = await this.#hash(owner);
+    if (owner.type === 'org') {
+      const members: string[] = [];
+      for await (const member of orgMembers(this.#client, owner.name)) members.push(member);
+      if (members.length > 0) {
+        throw new ConflictError(ERROR_CODES.hasMembers, `org ${owner.name} has ${members.length} member(s) (${members.slice(0, 5).join(', ')}${members.length > 5 ? ', ...' : ''}): move them out first`);
+      }
+    }
+    const usageKeys = await this.#call(() => ownerUsageKeys(this.#client, owner));
+    if (usageKeys.length > 0 && options.withUsage !== true) {
+      throw new ConflictError(ERROR_CODES.hasUsage, `${owner.type} ${owner.name} has ${usageKeys.length} usage key(s): pass --with-usage (with_usage=true) to delete them too`);
+    }
+    // Deleting every field removes the hash, in the same guarded script as every other change;
+    // a field written meanwhile makes it fail rather than leave a half-deleted hash.
+    await this.#write({
+      key: configKey(owner),
+      mode: 'update',
+      expect: Object.fromEntries(Object.entries(hash)),
+      del: Object.keys(hash),
+    });
+    for (let i = 0; i < usageKeys.length; i += 500) {
+      const batch = usageKeys.slice(i, i + 500);
+      await this.#call(() => this.#client.unlink(...batch));
+    }
+    const months = [...new Set(usageKeys.map((key) => parseUsageKey(key)?.yyyymm).filter((month): month is string => month !== undefined))].sort();
+    return { deleted: `${owner.type}:${owner.name}`, usageKeys: usageKeys.length, months };
+  }
+
+  /**
+   * Credits back `units` of a user's usage of one kind today (UTC, server clock): the kind's
+   * charged metric drops by `units` on today's member of the user's key and, for an org member,
+   * of the pool's key; the adjustment is appended to `tollgate:adjustments:<user>` in the same
+   * atomic step. Refused when the cycle holds fewer counted units than `units`.
+   */
+  async adjustUsage(user: string, kind: unknown, units: unknown, options: { readonly reason?: string; readonly actor?: string } = {}): Promise<UsageAdjustment> {
+    assertName('user', user);
+    const quotaKind = parseInput(values.kind, kind);
+    const amount = parseInput(values.units, units);
+    const reason = options.reason === undefined || options.reason === '' ? null : options.reason;
+    if (reason !== null && (reason.length > 200 || /\p{Cc}/u.test(reason))) {
+      throw new InvalidInputError(ERROR_CODES.invalidArgument, 'reason must be at most 200 characters, without control characters');
+    }
+    const [info, own] = await Promise.all([this.#tollgate.quota(user, quotaKind), this.#tollgate.usage({ user }, quotaKind)]);
+    if (own.used < amount) {
+      throw new ConflictError(ERROR_CODES.adjustmentTooLarge, `${user} used ${own.used} ${quotaKind} units this cycle: cannot credit back ${amount}`);
+    }
+    const nowMs = await this.#nowMs();
+    const today = utcDay(nowMs);
+    const month = yyyymm(today.year, today.month);
+    const metric = quotaKindSpec(quotaKind).chargedMetric;
+    const keys = recordingOwners(user, info.org).map((owner) => usageKey(owner, info.serviceType, metric, month));
+    const entry: UsageAdjustment = {
+      at: new Date(nowMs).toISOString(),
+      user,
+      kind: quotaKind,
+      units: amount,
+      day: dayMember(today.day),
+      keys,
+      reason,
+      actor: options.actor ?? 'operator',
+    };
+    const status = await this.#call(() =>
+      runAdjustUsage(this.#client, { auditKey: adjustmentLogKey(user), usageKeys: keys, day: entry.day, units: amount, entry: { ...entry } }),
+    );
+    if (status === 'wrong_type') throw new InvalidConfigError(keys.join(', '), '', 'a usage or audit key holds the wrong Redis type; nothing was written');
+    return entry;
+  }
+
+  /** The newest usage adjustments made for a user (at most `limit`). */
+  async adjustments(user: string, limit = 20): Promise<Array<Record<string, unknown>>> {
+    assertName('user', user);
+    await this.#hash({ type: 'user', name: user });
+    return this.#call(() => readAdjustments(this.#client, adjustmentLogKey(user), limit));
   }
 
   /** An org's balance, whether budgeting is on, and its default limit (-1 when off or unset). */
@@ -320,7 +667,7 @@ export class AdminOperations {
   /** Sets an org's balance. */
   async setOrgCredits(org: string, credits: unknown): Promise<OrgCredits> {
     assertName('org', org);
-    const millicredits = parseCredits(credits);
+    const millicredits = parseInput(values.credits, credits);
     await this.#write({ key: orgConfigKey(org), mode: 'update', set: { [CREDIT_FIELDS.balance]: String(millicredits) } });
     return this.orgCredits(org);
   }
@@ -328,7 +675,7 @@ export class AdminOperations {
   /** Adds to an org's balance atomically (safe while members spend). */
   async addOrgCredits(org: string, credits: unknown): Promise<OrgCredits> {
     assertName('org', org);
-    const millicredits = parseCredits(credits);
+    const millicredits = parseInput(values.credits, credits);
     await this.#write({ key: orgConfigKey(org), mode: 'update', incr: { [CREDIT_FIELDS.balance]: millicredits } });
     return this.orgCredits(org);
   }
@@ -343,7 +690,7 @@ export class AdminOperations {
   /** Sets (or, with `null`, clears) the allocation new members get. Existing members are untouched. */
   async setDefaultLimit(org: string, credits: unknown): Promise<OrgCredits> {
     assertName('org', org);
-    const millicredits = credits === null || credits === undefined ? null : parseCredits(credits);
+    const millicredits = credits === null || credits === undefined ? null : parseInput(values.credits, credits);
     await this.#write(
       millicredits === null
         ? { key: orgConfigKey(org), mode: 'update', del: [CREDIT_FIELDS.defaultLimit] }
@@ -358,7 +705,7 @@ export class AdminOperations {
    */
   async allocate(user: string, credits: unknown): Promise<UserCredits> {
     assertName('user', user);
-    const millicredits = credits === null || credits === undefined ? null : parseCredits(credits);
+    const millicredits = credits === null || credits === undefined ? null : parseInput(values.credits, credits);
     const { org } = await this.#memberOrg(user);
     await this.#write({
       key: userConfigKey(user),
@@ -406,6 +753,43 @@ export class AdminOperations {
     await this.#hash(owner);
     const usageOwner = owner.type === 'user' ? { user: owner.name } : { org: owner.name };
     return Promise.all(QUOTA_KINDS.map((kind) => this.#tollgate.usage(usageOwner, kind)));
+  }
+
+  /** The Redis server's clock, the one every decision uses. */
+  async #nowMs(): Promise<number> {
+    return this.#call(() => serverTimeMs(this.#client));
+  }
+
+  /**
+   * Warnings for a change to a member's own `field` that its org's hash overrides (SPEC 1:
+   * the org's value applies where it has the field), and for a member's own period end when
+   * its org has none.
+   */
+  async #overriddenByOrg(owner: Owner, field: string, what: string): Promise<string[]> {
+    if (owner.type !== 'user') return [];
+    const hash = await this.#hash(owner);
+    const org = hash[ORGANIZATION_FIELD];
+    if (org === undefined || org === '' || !nameOk(org)) return [];
+    const orgHash = await this.#call(() => readHash(this.#client, orgConfigKey(org)));
+    if (Object.hasOwn(orgHash, field)) {
+      return [`user ${owner.name} is a member of org ${org}, whose ${what} (${field}) applies: this value is stored but has no effect while ${owner.name} stays in ${org}`];
+    }
+    if (field === PERIOD_END_DATE_FIELD) {
+      return [`org ${org} has no period_end_date, so ${owner.name}'s own date sets its billing cycle while it spends the shared pool; other members may reset on other days`];
+    }
+    return [];
+  }
+
+  /** The warning for a provider change that moves this cycle's counting to other usage keys. */
+  async #providerMoveWarnings(owner: Owner, kind: QuotaKind, provider: string): Promise<string[]> {
+    const spec = quotaKindSpec(kind);
+    const current = await this.#tollgate.usage(owner.type === 'user' ? { user: owner.name } : { org: owner.name }, kind);
+    const next = spec.serviceType(provider);
+    if (current.serviceType === next || current.used === 0) return [];
+    return [
+      `changing the ${kind} provider moves counting from ${current.serviceType} to ${next} keys mid-cycle: ` +
+        `the ${current.used} units used this cycle stay under ${current.serviceType} and no longer count, so monthly_use restarts from what ${next} holds`,
+    ];
   }
 
   /** Fails with {@link NotFoundError} unless the owner's config hash exists; returns it. */

@@ -14,12 +14,28 @@ import {
 } from '../core/errors.js';
 import { quotaKindSpec } from '../core/quota-kinds.js';
 import { withForwardedRejections } from '../http/express-compat.js';
+import type { QuotaKind } from '../core/quota-kinds.js';
 import { HTTP_ERROR_CODES, HttpProblem, PROBLEM_TYPE_PREFIX, sendProblem, type HttpErrorCode } from '../http/problems.js';
 import { serverTimeMs } from '../redis/accounts.js';
 import type { Tollgate } from '../tollgate.js';
-import { parseSwitch } from './inputs.js';
-import { AdminOperations, type AdminTarget } from './operations.js';
-import { planDates, planReport, reportRows, writeReport, type ReportFormat, type ReportTarget } from './reports.js';
+import { bodies, parseInput, values } from './inputs.js';
+import { AdminOperations, type AdminTarget, type Warnings } from './operations.js';
+import {
+  OutputClosedError,
+  planDates,
+  planReport,
+  reportAnchorDay,
+  reportRows,
+  sortedRows,
+  withTotals,
+  writeReport,
+  type ReportFormat,
+  type ReportRow,
+  type ReportTarget,
+} from './reports.js';
+
+/** Seconds a client is told to wait (`Retry-After`) when Redis is unavailable. */
+export const REDIS_RETRY_AFTER_SECONDS = 5;
 
 /** One change made through the admin API, as logged. Never holds a token, an API key or its digest. */
 export interface AdminChange {
@@ -119,13 +135,30 @@ export function createAdminRouter(options: AdminRouterOptions): Router {
   const changed = (action: string, target: string, values?: Record<string, unknown>): void => {
     log(Object.freeze({ at: new Date().toISOString(), action, target, ...(values === undefined ? {} : { values }) }));
   };
-  const body = (req: Request): Record<string, unknown> =>
-    typeof req.body === 'object' && req.body !== null && !Array.isArray(req.body) ? (req.body as Record<string, unknown>) : {};
+  const body = <S extends z.ZodType>(req: Request, schema: S): z.output<S> => parseInput(schema, req.body ?? {});
   const param = (req: Request, name: string): string => String(req.params[name]);
-  const kindOf = (req: Request) => quotaKindSpec(param(req, 'kind')).kind;
+  const kindOf = (req: Request): QuotaKind => parseInput(values.kind, param(req, 'kind'), 'quota kind');
   const targetOf = (req: Request): AdminTarget => (req.params.user !== undefined ? { user: param(req, 'user') } : { org: param(req, 'org') });
   const describe = (target: AdminTarget): string => ('user' in target ? `user:${target.user}` : `org:${(target as { org: string }).org}`);
+  const query = (req: Request, name: string): string | undefined => {
+    const value = (req.query as Record<string, unknown>)[name];
+    if (value === undefined) return undefined;
+    if (typeof value !== 'string') throw new InvalidInputError(ERROR_CODES.invalidArgument, `query parameter ${name} must be given once`);
+    return value;
+  };
+  const flag = (req: Request, name: string): boolean => {
+    const value = query(req, name);
+    if (value === undefined || value === 'false') return false;
+    if (value === 'true') return true;
+    throw new InvalidInputError(ERROR_CODES.invalidArgument, `query parameter ${name} must be true or false`);
+  };
+  /** A change's answer: its result, plus `warnings` when CARTO's rules make it do less than it seems. */
+  const answer = (res: Response, result: Record<string, unknown>, warnings: Warnings, status = 200): void => {
+    res.status(status).json(warnings.length === 0 ? result : { ...result, warnings });
+  };
 
+  router.get('/users', async (req, res) => void res.json(await ops.list('user', query(req, 'cursor') ?? '0', query(req, 'count') ?? '100')));
+  router.get('/orgs', async (req, res) => void res.json(await ops.list('org', query(req, 'cursor') ?? '0', query(req, 'count') ?? '100')));
   router.get('/users/:user', async (req, res) => void res.json(await ops.showUser(param(req, 'user'))));
   router.get('/orgs/:org', async (req, res) => void res.json(await ops.showOrg(param(req, 'org'))));
   router.get('/users/:user/usage', async (req, res) => void res.json(await ops.usage({ user: param(req, 'user') })));
@@ -134,92 +167,153 @@ export function createAdminRouter(options: AdminRouterOptions): Router {
   for (const owner of ['users', 'orgs'] as const) {
     const path = owner === 'users' ? '/users/:user' : '/orgs/:org';
     router.post(`/${owner}`, async (req, res) => {
-      const name = body(req).name;
+      const { name } = body(req, bodies.create);
       const target: AdminTarget = owner === 'users' ? { user: name as string } : { org: name as string };
       await ops.create(target);
       changed('create', describe(target));
       res.status(201).json({ created: describe(target) });
     });
+    router.delete(path, async (req, res) => {
+      const target = targetOf(req);
+      const withUsage = flag(req, 'with_usage');
+      const deleted = await ops.delete(target, { withUsage });
+      changed('delete', describe(target), { with_usage: withUsage, usage_keys: deleted.usageKeys });
+      res.json(deleted);
+    });
     router.put(`${path}/quota/:kind`, async (req, res) => {
       const target = targetOf(req);
       const kind = kindOf(req);
-      await ops.setQuota(target, kind, body(req).quota);
-      changed('set-quota', describe(target), { kind, quota: body(req).quota });
-      res.json({ ok: true });
+      const { quota } = body(req, bodies.quota);
+      const warnings = await ops.setQuota(target, kind, quota);
+      changed('set-quota', describe(target), { kind, quota });
+      answer(res, { ok: true }, warnings);
+    });
+    router.put(`${path}/block-price/:kind`, async (req, res) => {
+      const target = targetOf(req);
+      const kind = kindOf(req);
+      const { block_price: price } = body(req, bodies.blockPrice);
+      const warnings = await ops.setBlockPrice(target, kind, price);
+      changed('set-block-price', describe(target), { kind, block_price: price });
+      answer(res, { ok: true }, warnings);
+    });
+    router.delete(`${path}/block-price/:kind`, async (req, res) => {
+      const target = targetOf(req);
+      const kind = kindOf(req);
+      const warnings = await ops.setBlockPrice(target, kind, null);
+      changed('clear-block-price', describe(target), { kind });
+      answer(res, { ok: true }, warnings);
     });
     router.put(`${path}/provider/:kind`, async (req, res) => {
       const target = targetOf(req);
       const kind = kindOf(req);
-      await ops.setProvider(target, kind, body(req).provider);
-      changed('set-provider', describe(target), { kind, provider: body(req).provider });
-      res.json({ ok: true });
+      const { provider } = body(req, bodies.provider);
+      const warnings = await ops.setProvider(target, kind, provider);
+      changed('set-provider', describe(target), { kind, provider });
+      answer(res, { ok: true }, warnings);
     });
     router.put(`${path}/period-end-date`, async (req, res) => {
       const target = targetOf(req);
-      const stored = await ops.setPeriodEndDate(target, body(req).date);
-      changed('set-period-end-date', describe(target), { period_end_date: stored });
-      res.json({ period_end_date: stored });
+      const { date } = body(req, bodies.date);
+      const changedDate = await ops.setPeriodEndDate(target, date.periodEndDate);
+      changed('set-period-end-date', describe(target), changedDate.result);
+      answer(res, changedDate.result, changedDate.warnings);
     });
   }
 
   router.put('/users/:user/soft-limit/:kind', async (req, res) => {
     const user = param(req, 'user');
     const kind = kindOf(req);
-    const on = parseSwitch(body(req).enabled);
-    await ops.setSoftLimit(user, kind, on);
-    changed('set-soft-limit', `user:${user}`, { kind, enabled: on });
-    res.json({ ok: true });
+    const { enabled } = body(req, bodies.enabled);
+    const warnings = await ops.setSoftLimit(user, kind, enabled);
+    changed('set-soft-limit', `user:${user}`, { kind, enabled });
+    answer(res, { ok: true }, warnings);
   });
   router.put('/users/:user/organization', async (req, res) => {
     const user = param(req, 'user');
-    const org = body(req).org ?? null;
-    await ops.setOrganization(user, org as string | null);
+    const { org } = body(req, bodies.organization);
+    const warnings = await ops.setOrganization(user, org);
     changed('set-organization', `user:${user}`, { org });
-    res.json({ ok: true });
+    answer(res, { ok: true }, warnings);
   });
-  router.post('/users/:user/api-key', async (req, res) => {
-    const created = await ops.createApiKey(param(req, 'user'));
-    changed('create-api-key', `user:${created.username}`);
-    res.status(201).set('Cache-Control', 'no-store').json(created);
-  });
+
+  /** A fresh key is shown once: never cached on the way. */
+  const created = (res: Response, key: Record<string, unknown>): void => {
+    res.status(201).set('Cache-Control', 'no-store').json(key);
+  };
+  router.get('/users/:user/api-keys', async (req, res) => void res.json(await ops.listApiKeys(param(req, 'user'))));
+  for (const path of ['/users/:user/api-key', '/users/:user/api-keys']) {
+    router.post(path, async (req, res) => {
+      const user = param(req, 'user');
+      const { name } = body(req, bodies.createKey);
+      const key = await ops.createApiKey(user, name);
+      changed('create-api-key', `user:${user}`, { name: key.name });
+      created(res, { ...key });
+    });
+  }
   router.delete('/users/:user/api-key', async (req, res) => {
     const user = param(req, 'user');
     const revoked = await ops.revokeApiKey(user);
-    changed('revoke-api-key', `user:${user}`, { revoked });
-    res.json({ revoked });
+    changed('revoke-api-key', `user:${user}`, revoked);
+    res.json(revoked);
+  });
+  router.delete('/users/:user/api-keys/:name', async (req, res) => {
+    const user = param(req, 'user');
+    const revoked = await ops.revokeApiKey(user, param(req, 'name'));
+    changed('revoke-api-key', `user:${user}`, revoked);
+    res.json(revoked);
+  });
+  router.post('/users/:user/api-keys/:name/rotate', async (req, res) => {
+    const user = param(req, 'user');
+    const { newName, overlapSeconds } = body(req, bodies.rotateKey);
+    const key = await ops.rotateApiKey(user, param(req, 'name'), { newName, overlapSeconds });
+    changed('rotate-api-key', `user:${user}`, { name: key.name, previous: key.previous, previousExpiresAt: key.previousExpiresAt });
+    created(res, { ...key });
+  });
+
+  router.get('/users/:user/usage-adjustments', async (req, res) => void res.json(await ops.adjustments(param(req, 'user'))));
+  router.post('/users/:user/usage-adjustments', async (req, res) => {
+    const user = param(req, 'user');
+    const { kind, units, reason } = body(req, bodies.adjustUsage);
+    const adjustment = await ops.adjustUsage(user, kind, units, { ...(reason === undefined ? {} : { reason }), actor: 'admin-api' });
+    changed('adjust-usage', `user:${user}`, { kind, units, reason: reason ?? null });
+    res.status(201).json(adjustment);
   });
 
   router.get('/orgs/:org/credits', async (req, res) => void res.json(await ops.orgCredits(param(req, 'org'))));
   router.put('/orgs/:org/credits', async (req, res) => {
     const org = param(req, 'org');
-    const result = await ops.setOrgCredits(org, body(req).credits);
+    const { credits } = body(req, bodies.credits);
+    const result = await ops.setOrgCredits(org, credits);
     changed('set-credits', `org:${org}`, { credits: result.credits });
     res.json(result);
   });
   router.post('/orgs/:org/credits/add', async (req, res) => {
     const org = param(req, 'org');
-    const result = await ops.addOrgCredits(org, body(req).credits);
-    changed('add-credits', `org:${org}`, { added: body(req).credits, credits: result.credits });
+    const { credits } = body(req, bodies.credits);
+    const result = await ops.addOrgCredits(org, credits);
+    changed('add-credits', `org:${org}`, { added: credits, credits: result.credits });
     res.json(result);
   });
   router.put('/orgs/:org/credits/enabled', async (req, res) => {
     const org = param(req, 'org');
-    const enabled = parseSwitch(body(req).enabled);
+    const { enabled } = body(req, bodies.enabled);
     const result = await ops.setBudgeting(org, enabled);
     changed(enabled ? 'enable-credits' : 'disable-credits', `org:${org}`);
     res.json(result);
   });
   router.put('/orgs/:org/credits/default-limit', async (req, res) => {
     const org = param(req, 'org');
-    const result = await ops.setDefaultLimit(org, body(req).credits ?? null);
-    changed('set-default-limit', `org:${org}`, { credits: body(req).credits ?? null });
+    const { credits } = body(req, bodies.optionalCredits);
+    const result = await ops.setDefaultLimit(org, credits ?? null);
+    changed('set-default-limit', `org:${org}`, { credits: credits ?? null });
     res.json(result);
   });
   router.get('/users/:user/credits', async (req, res) => void res.json(await ops.userCredits(param(req, 'user'))));
   router.put('/users/:user/credits/allocation', async (req, res) => {
     const user = param(req, 'user');
-    const result = await ops.allocate(user, body(req).credits ?? null);
-    changed('allocate', `user:${user}`, { credits: body(req).credits ?? null });
+    const { credits } = body(req, bodies.optionalCredits);
+    const result = await ops.allocate(user, credits ?? null);
+    changed('allocate', `user:${user}`, { credits: credits ?? null });
     res.json(result);
   });
   router.delete('/users/:user/credits/allocation', async (req, res) => {
@@ -230,31 +324,65 @@ export function createAdminRouter(options: AdminRouterOptions): Router {
   });
 
   router.get('/reports', async (req, res) => {
-    const query = req.query;
-    const one = (name: string): string | undefined => (typeof query[name] === 'string' ? (query[name] as string) : undefined);
+    const one = (name: string): string | undefined => query(req, name);
     const target: ReportTarget = one('user') !== undefined ? { user: one('user')! } : one('org') !== undefined ? { org: one('org')! } : { all: true };
     const format = (one('format') ?? 'json') as ReportFormat;
     if (format !== 'json' && format !== 'csv') {
       throw new InvalidInputError(ERROR_CODES.invalidArgument, 'format must be json or csv');
     }
+    const request = { target, frame: one('frame'), from: one('from'), month: one('month') };
+    const unsorted = flag(req, 'unsorted');
+    const totals = !flag(req, 'no_totals');
+    planReport(request, Date.now()); // arguments checked before Redis is asked anything
     const nowMs = config.clock?.() ?? (await serverNowMs(ops));
-    const plan = planReport({ target, frame: one('frame'), from: one('from') }, nowMs);
-    const rows = reportRows(ops.redis, plan);
+    const needsAnchor = request.frame === 'cycle' || request.month !== undefined;
+    const plan = planReport(request, nowMs, needsAnchor ? await reportAnchorDay(ops.redis, target) : null);
+    // A client that goes away aborts the SCAN at its next batch (sorted reports read everything before writing).
+    const abort = new AbortController();
+    res.once('close', () => {
+      if (!res.writableFinished) abort.abort();
+    });
+    let rows: AsyncIterable<ReportRow> = reportRows(ops.redis, plan, { signal: abort.signal });
+    if (!unsorted) rows = sortedRows(rows);
+    if (totals) rows = withTotals(rows);
+    const iterator = rows[Symbol.asyncIterator]();
     // Pull the first row before answering, so an unknown user or org still gets a clean 404.
-    const first = await rows.next();
+    const first = await iterator.next();
+    if (abort.signal.aborted) return;
     const all = (async function* () {
       if (!first.done) yield first.value;
-      yield* rows;
+      for (let next = await iterator.next(); !next.done; next = await iterator.next()) yield next.value;
     })();
     const dates = planDates(plan);
     res.set('X-Report-From', dates.from).set('X-Report-To', dates.to);
     res.type(format === 'csv' ? 'text/csv; charset=utf-8' : 'application/json');
-    await writeReport(all, format, res);
+    try {
+      await writeReport(all, format, res);
+    } catch (error) {
+      if (error instanceof OutputClosedError) return;
+      throw error;
+    } finally {
+      await iterator.return?.(undefined);
+    }
     res.end();
+  });
+
+  // Anything else is a problem+json 404, like every other answer of this router (never Express's HTML page).
+  router.use((req: Request, _res: Response, next: NextFunction) => {
+    next(problem(404, HTTP_ERROR_CODES.notFound, `no admin route ${req.method} ${req.path}; see docs/admin.md`));
   });
 
   router.use((error: unknown, _req: Request, res: Response, next: NextFunction) => {
     if (res.headersSent) return next(error);
+    if (error instanceof HttpProblem) {
+      sendProblem(res, error);
+      return;
+    }
+    if (error instanceof RedisUnavailableError) {
+      // The cause (ioredis's own words) stays out of the answer; Retry-After tells clients when to come back.
+      sendProblem(res, problem(503, error.code, 'Redis is unavailable; nothing was changed, retry later', { 'Retry-After': String(REDIS_RETRY_AFTER_SECONDS) }));
+      return;
+    }
     if (error instanceof TollgateError) {
       sendProblem(res, problem(statusOf(error), error.code, error.message));
       return;

@@ -1,5 +1,5 @@
 // Human-readable tables for the `tollgate` command's output (the --json output is the raw objects).
-import type { OrgCredits, OrgView, QuotaBlock, UserCredits, UserView } from '../admin/operations.js';
+import type { ApiKeyListing, OrgCredits, OrgView, QuotaBlock, UserCredits, UserView } from '../admin/operations.js';
 import type { UsageSummary } from '../tollgate.js';
 
 /** Aligns rows into columns; the first row is the header. */
@@ -28,10 +28,26 @@ export function formatUser(view: UserView): string {
     ['user', view.username],
     ['organization', view.organization],
     ['period_end_date', view.period_end_date],
-    ['api key', view.has_api_key ? 'set' : 'none'],
+    ['api keys', view.api_keys.length === 0 ? 'none' : view.api_keys.map(keySummary).join(', ')],
   ]);
   const quotas = quotaTable(view, [view.geocoder_provider, view.isolines_provider, view.routing_provider]);
   return view.credits === null ? `${head}\n\n${quotas}` : `${head}\n\n${quotas}\n\n${formatUserCredits(view.credits)}`;
+}
+
+/** One key in a line: `map_key ****abcd`, `main`, `main-prev (expires 2026-...)`. */
+function keySummary(key: ApiKeyListing): string {
+  const masked = key.masked === null ? '' : ` ${key.masked}`;
+  const state = key.state === 'active' ? (key.expires_at === null ? '' : ` (expires ${key.expires_at})`) : ` (${key.state})`;
+  return `${key.name}${masked}${state}`;
+}
+
+/** A user's API keys, masked. */
+export function formatApiKeys(keys: readonly ApiKeyListing[]): string {
+  if (keys.length === 0) return 'no API keys';
+  return table([
+    ['name', 'form', 'masked', 'created', 'expires', 'state'],
+    ...keys.map((key) => [key.name, key.form, key.masked, key.created_at, key.expires_at, key.state]),
+  ]);
 }
 
 /** An org with its members' use. */

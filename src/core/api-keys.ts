@@ -23,6 +23,15 @@ export const EXPIRES_AT_PREFIX = 'api_key_expires_at:';
 /** Longest API key accepted anywhere; a longer one is refused before it is hashed. */
 export const MAX_API_KEY_LENGTH = 512;
 
+/** `api_key_created_at:<name>`: epoch ms the named key was made (shown to operators, never used to authenticate). */
+export const CREATED_AT_PREFIX = 'api_key_created_at:';
+
+/** The hash fields of one key name: its digest (or `map_key`), its expiry and its creation time. */
+export function apiKeyFields(name: string): { readonly key: string; readonly expiresAt: string; readonly createdAt: string } {
+  const key = name === MAP_KEY_NAME ? MAP_KEY_FIELD : name === LEGACY_KEY_NAME ? API_KEY_SHA256_FIELD : NAMED_DIGEST_PREFIX + name;
+  return { key, expiresAt: EXPIRES_AT_PREFIX + name, createdAt: CREATED_AT_PREFIX + name };
+}
+
 /** What a key name may be: it becomes part of a hash field name. */
 export const KEY_NAME = /^[a-z0-9][a-z0-9_-]{0,31}$/;
 

@@ -1,5 +1,6 @@
 // Parsing of the CARTO config hashes and the user/org merge rules of SPEC section 1.
-import { InvalidConfigError } from './errors.js';
+import { daysInMonth, type CalendarDay } from './cycle.js';
+import { ERROR_CODES, InvalidConfigError, InvalidInputError } from './errors.js';
 import { isCredentialField } from './api-keys.js';
 import { assertName, nameProblem } from './names.js';
 import { quotaKindSpec, type QuotaKind } from './quota-kinds.js';
@@ -20,6 +21,7 @@ export { API_KEY_SHA256_FIELD, MAP_KEY_FIELD } from './api-keys.js';
 export const PERIOD_END_DATE_FIELD = 'period_end_date';
 
 const DIGITS = /^[0-9]+$/;
+const QUOTA_INPUT = /^[0-9]{1,16}$/;
 // Providers become part of usage key names (`geocoder_<provider>`), so only plain words pass.
 const PROVIDER = /^[A-Za-z0-9_-]{1,64}$/;
 const PERIOD_END_DATE = /^(\d{4})-(\d{2})-(\d{2}) (\d{2}):(\d{2}):(\d{2}) (UTC|[+-]\d{4})$/;
@@ -64,6 +66,59 @@ export function parseProvider(key: string, field: string, raw: string | undefine
   const provider = raw === undefined || raw === '' ? fallback : raw;
   if (!PROVIDER.test(provider)) throw new InvalidConfigError(key, field, 'not a valid provider name');
   return provider;
+}
+
+/** Why a provider name is refused: the one message for operators' tools. */
+export const PROVIDER_RULE = 'provider must be 1-64 letters, digits, "_" or "-"';
+
+/** An operator's provider name (admin body or CLI argument): a plain word safe inside a usage key name. */
+export function parseProviderInput(value: unknown): string {
+  if (typeof value !== 'string' || !PROVIDER.test(value)) throw new InvalidInputError(ERROR_CODES.invalidProvider, PROVIDER_RULE);
+  return value;
+}
+
+/** An operator's quota (or block price): a non-negative integer up to {@link MAX_COUNT}, as a number or a string of digits. */
+export function parseQuotaInput(value: unknown, what = 'quota'): number {
+  const text = typeof value === 'number' && Number.isSafeInteger(value) ? String(value) : value;
+  if (typeof text !== 'string' || !QUOTA_INPUT.test(text) || Number(text) > MAX_COUNT) {
+    throw new InvalidInputError(ERROR_CODES.invalidQuota, `${what} must be a non-negative integer up to ${MAX_COUNT}`);
+  }
+  return Number(text);
+}
+
+/** The one message for a date an operator gave that cannot be read. */
+export const DATE_RULE =
+  'date must be YYYY-MM-DD, an ISO timestamp in UTC (2016-10-10T00:00:00Z) or "YYYY-MM-DD HH:MM:SS UTC" (or +0000)';
+
+const DATE_INPUT = /^(\d{4})-(\d{2})-(\d{2})(?:(?:T(\d{2}):(\d{2})(?::(\d{2})(?:\.\d{1,3})?)?Z)|(?: (\d{2}):(\d{2}):(\d{2}) (?:UTC|\+0000)))?$/;
+
+/** A date as an operator gives it, read by {@link parseDateInput}. */
+export interface DateInput {
+  /** The UTC calendar day. */
+  readonly day: CalendarDay;
+  /** The same instant in CARTO's `period_end_date` form, `YYYY-MM-DD HH:MM:SS UTC` (a given `+0000` is kept). */
+  readonly periodEndDate: string;
+}
+
+/**
+ * The one parser of dates operators type, for `period_end_date` and report starts alike:
+ * `2016-10-10`, `2016-10-10T00:00:00Z` (minutes or fractions allowed, UTC only), or CARTO's
+ * `2016-10-10 00:00:00 UTC` / `... +0000`. Anything else, or a day that is not on the
+ * calendar, is {@link DATE_RULE}.
+ */
+export function parseDateInput(value: unknown): DateInput {
+  const match = typeof value === 'string' ? DATE_INPUT.exec(value) : null;
+  if (match === null) throw new InvalidInputError(ERROR_CODES.invalidDate, DATE_RULE);
+  const [year, month, day] = match.slice(1, 4).map(Number) as [number, number, number];
+  const time = (match[4] !== undefined ? match.slice(4, 7) : match.slice(7, 10)).map((part) => Number(part ?? 0)) as [number, number, number];
+  const [hour, minute, second] = time;
+  if (month < 1 || month > 12 || day < 1 || day > daysInMonth(year, month) || hour > 23 || minute > 59 || second > 59) {
+    throw new InvalidInputError(ERROR_CODES.invalidDate, DATE_RULE);
+  }
+  const text = value as string;
+  const pad = (n: number): string => String(n).padStart(2, '0');
+  const periodEndDate = match[7] !== undefined ? text : `${text.slice(0, 10)} ${pad(hour)}:${pad(minute)}:${pad(second)} UTC`;
+  return { day: { year, month, day }, periodEndDate };
 }
 
 /** The org a user hash names, or `null`; a name unsafe as a key part is a config error. */

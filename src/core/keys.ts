@@ -1,5 +1,5 @@
 // The one place Redis key names are built. Callers pass names already checked by names.ts.
-import type { Metric } from './quota-kinds.js';
+import { METRICS, type Metric } from './quota-kinds.js';
 
 /** Whose usage a key holds: a user's own, or an org's pooled usage. */
 export type OwnerType = 'user' | 'org';
@@ -28,6 +28,42 @@ export function configKey(owner: Owner): string {
 /** `user|org:<name>:<service_type>:<metric>:<YYYYMM>`: a usage sorted set (member = day, score = count). */
 export function usageKey(owner: Owner, serviceType: string, metric: Metric, yyyymm: string): string {
   return `${owner.type}:${owner.name}:${serviceType}:${metric}:${yyyymm}`;
+}
+
+/** A usage key taken apart: whose, which service type and metric, which month. */
+export interface ParsedUsageKey {
+  readonly owner: Owner;
+  readonly serviceType: string;
+  readonly metric: Metric;
+  /** `YYYYMM`. */
+  readonly yyyymm: string;
+  readonly year: number;
+  /** 1-12. */
+  readonly month: number;
+}
+
+// Names never hold ':' (names.ts), so the five parts split unambiguously.
+const USAGE_KEY = /^(user|org):([^:]+):([^:]+):([a-z_]+):(\d{4})(\d{2})$/;
+
+/**
+ * The parts of a usage key built by {@link usageKey}, or `null` for any other key (another
+ * metric, a malformed month): the one parser of usage key names, for reports, scans and deletes.
+ */
+export function parseUsageKey(key: string): ParsedUsageKey | null {
+  const match = USAGE_KEY.exec(key);
+  if (match === null) return null;
+  const [, type, name, serviceType, metric, year, month] = match as unknown as [string, OwnerType, string, string, string, string, string];
+  if (!(METRICS as readonly string[]).includes(metric)) return null;
+  const monthNumber = Number(month);
+  if (monthNumber < 1 || monthNumber > 12) return null;
+  return {
+    owner: { type, name },
+    serviceType,
+    metric: metric as Metric,
+    yyyymm: `${year}${month}`,
+    year: Number(year),
+    month: monthNumber,
+  };
 }
 
 /** The SCAN pattern matching every usage key of an owner type (`*`) or one owner. */
@@ -77,6 +113,11 @@ export function requestIdKey(user: string, requestId: string): string {
  */
 export function creditLedgerKey(owner: Owner, serviceType: string, yyyymm: string): string {
   return `tollgate:credits:${owner.type}:${owner.name}:${serviceType}:${yyyymm}`;
+}
+
+/** `tollgate:adjustments:<user>`: the audit list of an operator's usage adjustments for a user (newest first). */
+export function adjustmentLogKey(user: string): string {
+  return `tollgate:adjustments:${user}`;
 }
 
 /** Escapes `\` so a checked name (which never holds `*?[]`) matches itself literally in a SCAN pattern. */

@@ -110,3 +110,17 @@ export function quotaKindSpec(kind: unknown): QuotaKindSpec {
   }
   return SPECS[kind];
 }
+
+/**
+ * A quota kind as operators name it: the kind (`isolines`) or the block name the user view
+ * shows for it (`here_isolines`, `mapzen_routing`), so what `GET` shows can be `PUT` back.
+ */
+export function parseQuotaKindName(value: unknown): QuotaKind {
+  if (isQuotaKind(value)) return value;
+  const byBlock = QUOTA_KINDS.find((kind) => SPECS[kind].dashboardName === value);
+  if (byBlock !== undefined) return byBlock;
+  throw new InvalidInputError(
+    ERROR_CODES.unknownQuotaKind,
+    `unknown quota kind: expected one of ${QUOTA_KINDS.join(', ')} (or ${QUOTA_KINDS.map((kind) => SPECS[kind].dashboardName).filter((name) => !isQuotaKind(name)).join(', ')})`,
+  );
+}

@@ -1,9 +1,9 @@
 // Walks the keyspace with SCAN (never KEYS) in bounded batches, on every primary of a cluster, and reads what it finds.
 import type { Redis } from 'ioredis';
 import { ORGANIZATION_FIELD } from '../core/config.js';
-import { userConfigKey, globLiteral } from '../core/keys.js';
+import { creditLedgerKey, globLiteral, parseUsageKey, usageKeyPattern, userConfigKey, type Owner } from '../core/keys.js';
 import { nameProblem } from '../core/names.js';
-import { UnexpectedReplyError } from '../core/errors.js';
+import { ERROR_CODES, InvalidInputError, UnexpectedReplyError } from '../core/errors.js';
 import { isCluster, toTollgateError, type RedisClient } from './connection.js';
 
 /** Keys per SCAN step: large enough for few round trips, small enough to keep a batch in memory. */
@@ -94,4 +94,63 @@ export async function readSortedSets(node: Redis, keys: readonly string[]): Prom
     for (let i = 0; i + 1 < value.length; i += 2) entries.push([Number(value[i]), Number(value[i + 1])]);
     return entries;
   });
+}
+
+/** One page of a paged SCAN: the keys found and the cursor to continue from (`"0"`: done). */
+export interface ScanPage {
+  readonly keys: readonly string[];
+  readonly cursor: string;
+}
+
+const PAGE_CURSOR = /^(\d{1,4})-(\d{1,20})$/;
+
+/**
+ * One SCAN step over `pattern` from `cursor` (`"0"` to start), about `count` keys. On a cluster
+ * the cursor also names the primary being walked (`<node>-<cursor>`), so paging crosses nodes.
+ * An unreadable cursor throws {@link InvalidInputError}.
+ */
+export async function scanPage(client: RedisClient, pattern: string, cursor: string, count: number): Promise<ScanPage> {
+  const nodes = nodesOf(client);
+  let nodeIndex = 0;
+  let nodeCursor = '0';
+  if (cursor !== '0') {
+    const match = PAGE_CURSOR.exec(cursor);
+    if (match === null || Number(match[1]) >= nodes.length) throw new InvalidInputError(ERROR_CODES.invalidArgument, 'cursor must be one a previous page returned');
+    nodeIndex = Number(match[1]);
+    nodeCursor = match[2]!;
+  }
+  const keys: string[] = [];
+  // SCAN may answer an empty step; keep going until something is found or this node is done.
+  for (;;) {
+    let reply: [string, string[]];
+    try {
+      reply = await nodes[nodeIndex]!.scan(nodeCursor, 'MATCH', pattern, 'COUNT', count);
+    } catch (error) {
+      throw toTollgateError(error);
+    }
+    keys.push(...reply[1]);
+    nodeCursor = reply[0];
+    if (nodeCursor === '0') {
+      nodeIndex += 1;
+      if (nodeIndex >= nodes.length) return { keys, cursor: '0' };
+    }
+    if (keys.length > 0) return { keys, cursor: `${nodeIndex}-${nodeCursor}` };
+  }
+}
+
+/**
+ * Every usage key of one owner (checked by parseUsageKey) and its credit ledger keys: what
+ * deleting the owner would leave behind. Memory holds them all; an owner has a few per month.
+ */
+export async function ownerUsageKeys(client: RedisClient, owner: Owner): Promise<string[]> {
+  const found: string[] = [];
+  for await (const batch of scanBatches(client, usageKeyPattern(owner.type, globLiteral(owner.name)))) {
+    for (const key of batch.keys) {
+      const parsed = parseUsageKey(key);
+      if (parsed !== null && parsed.owner.name === owner.name) found.push(key);
+    }
+  }
+  const ledgerPrefix = creditLedgerKey(owner, '', '').slice(0, -2);
+  for await (const batch of scanBatches(client, `${globLiteral(ledgerPrefix)}:*`)) found.push(...batch.keys);
+  return found;
 }

@@ -24,7 +24,7 @@ function luaDirectory(): string {
 const LUA_DIR = luaDirectory();
 
 /** A script's source and the versioned command name it is defined under. */
-interface ScriptSource {
+export interface ScriptSource {
   readonly command: string;
   readonly lua: string;
 }
@@ -33,7 +33,7 @@ interface ScriptSource {
  * Reads `lua/<name>.lua`. With `shared`, the STATUS table (src/redis/statuses.ts) and
  * lua/lib/common.lua are stitched in front, so helpers and status codes live once.
  */
-function loadScript(name: string, shared = false): ScriptSource {
+export function loadScript(name: string, shared = false): ScriptSource {
   const own = readFileSync(join(LUA_DIR, `${name}.lua`), 'utf8');
   const lua = shared ? `${statusPrelude()}${readFileSync(join(LUA_DIR, 'lib', 'common.lua'), 'utf8')}\n${own}` : own;
   // The content hash in the name lets two Tollgate versions share one client without clashing.
@@ -58,7 +58,7 @@ export function defineScripts(client: RedisClient): void {
   }
 }
 
-function commandOf(client: RedisClient, source: ScriptSource): ScriptCommand {
+export function commandOf(client: RedisClient, source: ScriptSource): ScriptCommand {
   const command = (client as unknown as Record<string, ScriptCommand | undefined>)[source.command];
   if (command === undefined) throw new Error(`script ${source.command} was not defined on this client`);
   return command.bind(client);

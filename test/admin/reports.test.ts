@@ -18,7 +18,7 @@ async function collect(rows: AsyncIterable<ReportRow>): Promise<ReportRow[]> {
 }
 
 const byKey = (a: ReportRow, b: ReportRow): number =>
-  `${a.user}|${a.date}|${a.serviceType}|${a.metric}`.localeCompare(`${b.user}|${b.date}|${b.serviceType}|${b.metric}`);
+  `${a.owner}|${a.date}|${a.serviceType}|${a.metric}`.localeCompare(`${b.owner}|${b.date}|${b.serviceType}|${b.metric}`);
 
 describe('report time frames', () => {
   const today = Date.UTC(2026, 2, 3, 15, 0); // 2026-03-03
@@ -78,15 +78,17 @@ describe('report rows', () => {
       [
         { metric: 'empty_responses', count: 1, credits: 0 },
         { metric: 'failed_responses', count: 1, credits: 0 },
-        { metric: 'success_responses', count: 3, credits: 0.16 }, // 4 charged units x 0.04 after refunding 1
+        { metric: 'success_responses', count: 3, credits: 0 },
         { metric: 'total_requests', count: 5, credits: 0 },
-      ].map((r) => ({ date: '2026-01-31', user, serviceType: 'geocoder_here', ...r })),
+        // 3 success + 1 empty counted; 4 charged units x 0.04 after refunding the failed one.
+        { metric: 'used', count: 4, credits: 0.16 },
+      ].map((r) => ({ date: '2026-01-31', scope: 'user', owner: user, serviceType: 'geocoder_here', ...r })),
     );
 
     const twoDays = planReport({ target: { user }, frame: 'week', from: '2026-01-27' }, now); // to 2026-02-02
     const rows = await collect(reportRows(redis.client(), twoDays));
-    expect(rows.filter((r) => r.metric === 'success_responses').map((r) => [r.date, r.count, r.credits]).sort()).toEqual([
-      ['2026-01-31', 3, 0.16],
+    expect(rows.filter((r) => r.metric === 'used').map((r) => [r.date, r.count, r.credits]).sort()).toEqual([
+      ['2026-01-31', 4, 0.16],
       ['2026-02-01', 2, 0.08],
     ]);
     // The default frame ends today on the given clock: the 3 Feb consume is in, Jan is out of "today".
@@ -107,7 +109,7 @@ describe('report rows', () => {
     }
     const plan = planReport({ target: { org }, frame: 'week', from: '2025-12-30' }, Date.now());
     const rows = await collect(reportRows(redis.client(), plan));
-    expect(rows.map((r) => r.user).sort()).toEqual([...members].sort());
+    expect(rows.filter((r) => r.metric === 'success_responses').map((r) => r.owner).sort()).toEqual([...members].sort());
 
     // 2,500 users: more keys than one SCAN batch holds.
     const prefix = fresh('rep-many');
@@ -118,7 +120,7 @@ describe('report rows', () => {
     }
     await pipeline.exec();
     const all = planReport({ target: { all: true }, frame: 'today', from: '2025-12-15' }, Date.now());
-    const mine = (await collect(reportRows(redis.client(), all))).filter((r) => r.user.startsWith(`${prefix}-`));
+    const mine = (await collect(reportRows(redis.client(), all))).filter((r) => r.owner.startsWith(`${prefix}-`) && r.metric !== 'used');
     expect(mine).toHaveLength(2500);
     expect(mine.reduce((sum, r) => sum + r.count, 0)).toBe((2500 * 2501) / 2);
   });
@@ -137,12 +139,12 @@ describe('report output', () => {
     await writeUser(redis.client(), user, { geocoding_quota: '1' });
     // A provider with a comma or quote cannot exist (providers are plain words), so exercise quoting through the writer.
     const tricky: ReportRow[] = [
-      { date: '2026-01-01', user: 'a"b', serviceType: 'geocoder_x,y', metric: 'success_responses', count: 3, credits: 0.12 },
-      { date: '2026-01-02', user: 'line\nbreak', serviceType: 'routing_z', metric: 'total_requests', count: 0, credits: 1.5 },
+      { date: '2026-01-01', scope: 'user', owner: 'a"b', serviceType: 'geocoder_x,y', metric: 'success_responses', count: 3, credits: 0.12 },
+      { date: '2026-01-02', scope: 'org', owner: 'line\nbreak', serviceType: 'routing_z', metric: 'total_requests', count: 0, credits: 1.5 },
     ];
     const out = sink();
     await writeReport((async function* () { yield* tricky; })(), 'csv', out.stream);
-    expect(out.text().split('\r\n')[0] ?? out.text().split('\n')[0]).toMatch(/^date,user,service_type,metric,count,credits/);
+    expect(out.text().split('\r\n')[0] ?? out.text().split('\n')[0]).toMatch(/^date,scope,owner,service_type,metric,count,credits/);
     const parsed = parse(out.text(), { columns: true }) as Array<Record<string, string>>;
     expect(
       parsed.map((r) => ({ ...r, count: Number(r.count), credits: Number(r.credits) })),
@@ -161,11 +163,13 @@ describe('report output', () => {
     const csv = parse(await run('report', '--user', user, '--from', '2026-01-10', '--frame', 'week', '--format', 'csv'), {
       columns: true,
     }) as Array<Record<string, string>>;
-    expect(json).toHaveLength(3);
+    // 3 counter rows, 2 'used' rows (one per charged key and day... 10 and 11 for geocoding, 11 for isolines), 4 totals.
+    expect(json.filter((r) => r.date !== 'total')).toHaveLength(6);
     expect(csv).toEqual(
       json.map((r) => ({
         date: r.date,
-        user: r.user,
+        scope: r.scope,
+        owner: r.owner,
         service_type: r.serviceType,
         metric: r.metric,
         count: String(r.count),
@@ -173,7 +177,7 @@ describe('report output', () => {
       })),
     );
     const table = await run('report', '--user', user, '--from', '2026-01-10', '--frame', 'week');
-    expect(table).toMatch(/2026-01-11\s+\S+\s+here_isolines\s+isolines_generated\s+2\s+0/);
-    expect(table).toContain('3 rows, 2026-01-10 to 2026-01-16 (UTC)');
+    expect(table).toMatch(/2026-01-11\s+user\s+\S+\s+here_isolines\s+isolines_generated\s+2\s+0/);
+    expect(table).toContain('10 rows, 2026-01-10 to 2026-01-16 (UTC)');
   });
 });

@@ -118,9 +118,10 @@ describe('admin endpoints', () => {
     expect(created.headers.get('cache-control')).toBe('no-store');
     const apiKey: string = created.json.apiKey;
     const digest = createHash('sha256').update(apiKey).digest('hex');
-    expect(await redis.client().hget(`rails:users:${user}`, 'api_key_sha256')).toBe(digest);
-    expect((await call('DELETE', `/users/${user}/api-key`)).json).toEqual({ revoked: true });
-    expect(await redis.client().hget(`rails:users:${user}`, 'api_key_sha256')).toBeNull();
+    expect(created.json.name).toBe('main');
+    expect(await redis.client().hget(`rails:users:${user}`, 'api_key_sha256:main')).toBe(digest);
+    expect((await call('DELETE', `/users/${user}/api-key`)).json).toEqual({ name: 'main', revoked: true });
+    expect(await redis.client().hget(`rails:users:${user}`, 'api_key_sha256:main')).toBeNull();
     const logged = JSON.stringify(changes);
     expect(changes.map((c) => c.action)).toEqual(['create-api-key', 'revoke-api-key']);
     expect(logged).not.toContain(apiKey);
@@ -173,11 +174,16 @@ describe('admin endpoints', () => {
     expect(json.status).toBe(200);
     expect(json.headers.get('x-report-from')).toBe('2026-01-29');
     expect(json.headers.get('x-report-to')).toBe('2026-02-04');
-    // Rows stream in SCAN order (docs/reports.md); each month is its own key, so compare sorted.
-    expect(json.json.map((r: any) => [r.date, r.count]).sort()).toEqual([
-      ['2026-01-30', 3],
-      ['2026-01-31', 2],
-      ['2026-02-01', 7],
+    // Sorted by owner and date, then the counted units per day ('used'), then the totals.
+    expect(json.json.map((r: any) => [r.date, r.metric, r.count])).toEqual([
+      ['2026-01-30', 'success_responses', 3],
+      ['2026-01-30', 'used', 3],
+      ['2026-01-31', 'success_responses', 2],
+      ['2026-01-31', 'used', 2],
+      ['2026-02-01', 'success_responses', 7],
+      ['2026-02-01', 'used', 7],
+      ['total', 'success_responses', 12],
+      ['total', 'used', 12],
     ]);
     const csv = await call('GET', `/reports?user=${user}&frame=week&from=2026-01-29&format=csv`);
     expect(csv.headers.get('content-type')).toMatch(/^text\/csv/);
@@ -185,7 +191,8 @@ describe('admin endpoints', () => {
     expect(records).toEqual(
       json.json.map((r: any) => ({
         date: r.date,
-        user: r.user,
+        scope: r.scope,
+        owner: r.owner,
         service_type: r.serviceType,
         metric: r.metric,
         count: String(r.count),

@@ -106,12 +106,12 @@ describe('tollgate user and org commands', () => {
     const key = /^(tg_[A-Za-z0-9_-]{43})$/m.exec(created.out)?.[1];
     expect(key).toBeDefined();
     const stored = await redis.client().hgetall(`rails:users:${user}`);
-    expect(stored.api_key_sha256).toBe(createHash('sha256').update(key!).digest('hex'));
+    expect(stored['api_key_sha256:main']).toBe(createHash('sha256').update(key!).digest('hex'));
     expect(JSON.stringify(stored)).not.toContain(key!);
     expect((await json('user', 'show', user)).has_api_key).toBe(true);
-    expect(await json('user', 'revoke-key', user)).toEqual({ ok: true, user, revoked: true });
-    expect(await redis.client().hget(`rails:users:${user}`, 'api_key_sha256')).toBeNull();
-    expect(await json('user', 'revoke-key', user)).toEqual({ ok: true, user, revoked: false });
+    expect(await json('user', 'revoke-key', user)).toEqual({ ok: true, user, name: 'main', revoked: true });
+    expect(await redis.client().hget(`rails:users:${user}`, 'api_key_sha256:main')).toBeNull();
+    expect(await json('user', 'revoke-key', user)).toEqual({ ok: true, user, name: null, revoked: false });
   });
 });
 
@@ -164,7 +164,7 @@ describe('bad input changes nothing', () => {
   const cases: Array<[string, (u: string, o: string) => string[], number, RegExp]> = [
     ['negative quota', (u) => ['user', 'set-quota', u, 'geocoding', '-5'], 2, /ERR_TOLLGATE_INVALID_QUOTA/],
     ['non-integer quota', (u) => ['user', 'set-quota', u, 'geocoding', '1.5'], 2, /ERR_TOLLGATE_INVALID_QUOTA/],
-    ['unknown quota kind', (u) => ['user', 'set-quota', u, 'teleport', '5'], 2, /Allowed choices are geocoding, isolines, routing/],
+    ['unknown quota kind', (u) => ['user', 'set-quota', u, 'teleport', '5'], 2, /^tollgate: unknown quota kind: .* \[ERR_TOLLGATE_UNKNOWN_QUOTA_KIND\]\n$/],
     ['unknown user', () => ['user', 'set-quota', 'nobody-here-x1', 'geocoding', '5'], 1, /ERR_TOLLGATE_UNKNOWN_USER/],
     ['unknown org', () => ['credits', 'set', 'no-org-here-x1', '5'], 1, /ERR_TOLLGATE_UNKNOWN_ORG/],
     ['joining an unknown org', (u) => ['user', 'set-org', u, 'no-org-here-x1'], 1, /ERR_TOLLGATE_UNKNOWN_ORG/],
@@ -176,11 +176,22 @@ describe('bad input changes nothing', () => {
     ['malformed period end date', (u) => ['user', 'set-period-end', u, '2016-02-30'], 2, /ERR_TOLLGATE_INVALID_DATE/],
     ['garbage date', (u) => ['user', 'set-period-end', u, 'tomorrow'], 2, /ERR_TOLLGATE_INVALID_DATE/],
     ['bad provider', (u) => ['user', 'set-provider', u, 'geocoding', 'a b'], 2, /ERR_TOLLGATE_INVALID_PROVIDER/],
-    ['malformed time frame', (u) => ['report', '--user', u, '--frame', '3weeks'], 2, /Allowed choices are today, week/],
+    ['malformed time frame', (u) => ['report', '--user', u, '--frame', '3weeks'], 2, /^tollgate: option .* Allowed choices are today, week.* \[ERR_TOLLGATE_INVALID_ARGUMENT\]\n$/],
     ['malformed report date', (u) => ['report', '--user', u, '--from', '2026-13-01'], 2, /ERR_TOLLGATE_INVALID_DATE/],
     ['two report targets', (u, o) => ['report', '--user', u, '--org', o], 2, /exactly one of/],
-    ['unknown command', () => ['teleport'], 2, /unknown command/],
-    ['missing argument', () => ['user', 'show'], 2, /missing required argument/],
+    ['unknown command', () => ['teleport'], 2, /^tollgate: unknown command 'teleport'.* \[ERR_TOLLGATE_INVALID_ARGUMENT\]\n$/],
+    ['missing argument', () => ['user', 'show'], 2, /^tollgate: missing required argument 'user' \[ERR_TOLLGATE_INVALID_ARGUMENT\]\n$/],
+    ['unknown option', (u) => ['user', 'show', u, '--colour'], 2, /^tollgate: unknown option '--colour' \[ERR_TOLLGATE_INVALID_ARGUMENT\]\n$/],
+    ['ISO date with an offset', (u) => ['user', 'set-period-end', u, '2016-10-10T00:00:00+02:00'], 2, /ERR_TOLLGATE_INVALID_DATE/],
+    ['month without the cycle frame', (u) => ['report', '--user', u, '--frame', 'week', '--month', '202601'], 2, /--month goes with the cycle frame/],
+    ['malformed month', (u) => ['report', '--user', u, '--month', '2026-01'], 2, /month must be YYYYMM/],
+    ['key name with a colon', (u) => ['user', 'create-key', u, 'a:b'], 2, /ERR_TOLLGATE_INVALID_NAME/],
+    ['reserved key name', (u) => ['user', 'create-key', u, 'map_key'], 2, /reserved/],
+    ['rotating a key that does not exist', (u) => ['user', 'rotate-key', u, 'ghost'], 1, /ERR_TOLLGATE_UNKNOWN_API_KEY/],
+    ['zero units credited back', (u) => ['user', 'adjust-usage', u, 'geocoding', '0'], 2, /ERR_TOLLGATE_INVALID_COST/],
+    ['crediting back more than was used', (u) => ['user', 'adjust-usage', u, 'geocoding', '5'], 1, /ERR_TOLLGATE_ADJUSTMENT_TOO_LARGE/],
+    ['deleting an org with members', (_u, o) => ['org', 'delete', o], 1, /ERR_TOLLGATE_HAS_MEMBERS/],
+    ['negative block price', (u) => ['user', 'set-block-price', u, 'geocoding', '-1'], 2, /ERR_TOLLGATE_INVALID_QUOTA/],
   ];
   it.each(cases)('%s', async (_name, args, code, message) => {
     const org = fresh('bad-o');

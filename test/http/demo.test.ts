@@ -254,7 +254,7 @@ describe('quota report and health', () => {
       mapzen_routing: { quota: 0, block_price: null, monthly_use: 0, hard_limit: true },
       geocoder_provider: 'geonames',
       isolines_provider: 'straightline',
-      routing_provider: 'mapzen',
+      routing_provider: 'mapzen', // neither hash names one: the CARTO default
     });
     expect(await snapshot(redis.client(), [alice.user, org])).toEqual(before);
     expect((await call(`${base}/u/${alice.user}/api/v1/quota?api_key=${bob.key}`)).status).toBe(401);
