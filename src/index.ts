@@ -36,7 +36,9 @@ export {
   type NamePage,
   type Deleted,
   type UsageAdjustment,
+  type UsageRepair,
 } from './admin/operations.js';
+export type { GarbledScore } from './redis/usage-repair.js';
 export {
   planReport,
   reportRows,

@@ -30,6 +30,7 @@ import { bounded, toTollgateError, type RedisClient } from '../redis/connection.
 import { orgMembers, ownerUsageKeys, scanPage } from '../redis/scan.js';
 import { runConfigWrite, type ConfigWrite } from '../redis/scripts.js';
 import { readAdjustments, runAdjustUsage } from '../redis/usage-adjustment.js';
+import { findGarbledScores, removeGarbledScores, type GarbledScore } from '../redis/usage-repair.js';
 import type { Tollgate, UsageSummary } from '../tollgate.js';
 import { parseInput, toCredits, values } from './inputs.js';
 
@@ -134,6 +135,16 @@ export function apiKeyDigest(apiKey: string): string {
 
 /** Things an operator should know about a change that was made anyway (CARTO's rules, kept as they are). */
 export type Warnings = readonly string[];
+
+/** What `repairUsage` found and did. */
+export interface UsageRepair {
+  /** Every score no decision can use. */
+  readonly found: readonly GarbledScore[];
+  /** Removed (only with `apply`). */
+  readonly removed: readonly GarbledScore[];
+  /** Changed since found: left alone; run again. */
+  readonly skipped: readonly GarbledScore[];
+}
 
 /** A change's result with the warnings it raised; `warnings` is empty when there is nothing to say. */
 export interface Changed<T = Record<string, never>> {
@@ -650,6 +661,20 @@ export class AdminOperations {
     assertName('user', user);
     await this.#hash({ type: 'user', name: user });
     return this.#call(() => readAdjustments(this.#client, adjustmentLogKey(user), limit));
+  }
+
+  /**
+   * Usage scores of a user's or an org's keys that no decision can use (negative, fractional,
+   * past 2^53 - 1): the decide script refuses such an owner with ERR_TOLLGATE_INVALID_CONFIG
+   * until they are repaired. With `apply`, each is removed (its day counts as 0), only if it still
+   * holds what was found.
+   */
+  async repairUsage(target: AdminTarget, options: { readonly apply?: boolean } = {}): Promise<UsageRepair> {
+    const owner = ownerOf(target);
+    const garbled = await this.#call(() => findGarbledScores(this.#client, owner));
+    if (options.apply !== true || garbled.length === 0) return { found: garbled, removed: [], skipped: [] };
+    const result = await this.#call(() => removeGarbledScores(this.#client, garbled));
+    return { found: garbled, removed: [...result.removed], skipped: [...result.skipped] };
   }
 
   /** An org's balance, whether budgeting is on, and its default limit (-1 when off or unset). */

@@ -227,6 +227,20 @@ function createProgram(io: CliIo, session: Session): Command {
   for (const [parent, role] of [[user, 'user'], [org, 'org']] as const) {
     const target = (name: string): AdminTarget => (role === 'user' ? { user: name } : { org: name });
     parent
+      .command(`repair-usage <${role}>`)
+      .description(`list the ${role}'s usage scores no decision can use (negative, fractional, past 2^53 - 1); --apply removes them`)
+      .option('--apply', 'remove each one (its day then counts 0), only if it still holds what was found')
+      .action(async (name: string, options: { apply?: boolean }) => {
+        const repair = await session.ops.repairUsage(target(name), { apply: options.apply === true });
+        print(repair, () => {
+          if (repair.found.length === 0) return `no garbled usage scores for ${role} ${name}`;
+          const lines = repair.found.map((found) => `${found.key} day ${found.member}: ${found.score} (${found.problem})`);
+          if (options.apply !== true) lines.push('run again with --apply to remove them');
+          else lines.push(`removed ${repair.removed.length}, changed since found and left alone ${repair.skipped.length}`);
+          return lines.join('\n');
+        });
+      });
+    parent
       .command('list')
       .description(`${role} names, found with SCAN; every page unless --cursor is given`)
       .option('--cursor <cursor>', 'continue from a cursor a previous page printed (one page only)')

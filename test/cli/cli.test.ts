@@ -250,3 +250,28 @@ describe('the tollgate executable', () => {
     expect(bad.err).toContain('ERR_TOLLGATE_INVALID_QUOTA');
   });
 });
+
+describe('tollgate user repair-usage', () => {
+  it('lists a poisoned score, removes it with --apply, and the user is served again', async () => {
+    const user = fresh('cli-u');
+    await writeUser(redis.client(), user, { geocoding_quota: '100' });
+    const month = new Date().toISOString().slice(0, 7).replace('-', '');
+    const day = new Date().toISOString().slice(8, 10);
+    const key = `user:${user}:geocoder_here:empty_responses:${month}`;
+    await redis.client().zadd(key, '-1000000', day);
+    const tollgate = new Tollgate({ redis: redis.client() });
+    await expect(tollgate.consume({ user, kind: 'geocoding', cost: 1000 })).rejects.toMatchObject({ code: 'ERR_TOLLGATE_INVALID_CONFIG' });
+
+    const listed = await cli('user', 'repair-usage', user);
+    expect(listed.code).toBe(0);
+    expect(listed.out).toContain(`${key} day ${day}: -1000000 (negative)`);
+    expect(listed.out).toContain('--apply');
+    expect(await redis.client().zscore(key, day)).toBe('-1000000');
+
+    const applied = await json<{ removed: unknown[] }>('user', 'repair-usage', user, '--apply');
+    expect(applied.removed).toHaveLength(1);
+    expect(await redis.client().zscore(key, day)).toBeNull();
+    expect(await tollgate.consume({ user, kind: 'geocoding', cost: 100 })).toMatchObject({ allowed: true, used: 100 });
+    expect((await cli('user', 'repair-usage', user)).out).toContain('no garbled usage scores');
+  });
+});
