@@ -11,6 +11,8 @@ export {
   type SettleResult,
   type TollgateOptions,
   type UsageOwner,
+  type UsageRequest,
+  type QuotaRequest,
   type UsageSummary,
 } from './tollgate.js';
 export type { CreditStatus, Decision, DecisionReason, Outcome, Reservation } from './core/accounting.js';

@@ -191,6 +191,15 @@ export interface QuotaInfo {
 /** Whose usage to read: a user's own counters, or an org's pooled ones. */
 export type UsageOwner = { readonly user: string } | { readonly org: string };
 
+/** Which counters {@link Tollgate.usage} reads: an owner and a quota kind. */
+export type UsageRequest = UsageOwner & { readonly kind: QuotaKind };
+
+/** Which quota {@link Tollgate.quota} reads. */
+export interface QuotaRequest {
+  readonly user: string;
+  readonly kind: QuotaKind;
+}
+
 /** An owner's counters for one quota kind over the current billing cycle. */
 export interface UsageSummary {
   readonly owner: Owner;
@@ -379,9 +388,10 @@ export class Tollgate {
   }
 
   /** A user's quota, usage, limit and provider for one kind (the org's pool for an org member). */
-  async quota(user: string, kind: QuotaKind): Promise<QuotaInfo> {
-    assertName('user', user);
-    quotaKindSpec(kind);
+  async quota(request: QuotaRequest): Promise<QuotaInfo> {
+    if (typeof request !== 'object' || request === null) throw new InvalidInputError(ERROR_CODES.invalidArgument, 'expected a request object');
+    const user = assertName('user', request.user);
+    const kind = quotaKindSpec(request.kind).kind;
     return this.#bounded(async () => {
       const { decision, account } = await this.#decide(user, kind, 0, 'check', null, null, undefined, true);
       return {
@@ -405,11 +415,13 @@ export class Tollgate {
    * Every metric of one quota kind over the current cycle, for a user's own counters or an
    * org's pool. A member's cycle and provider are its org's, as for decisions.
    */
-  async usage(owner: UsageOwner, kind: QuotaKind): Promise<UsageSummary> {
-    const spec = quotaKindSpec(kind);
-    const target: Owner = 'user' in owner
-      ? { type: 'user', name: assertName('user', owner.user) }
-      : { type: 'org', name: assertName('org', (owner as { org: string }).org) };
+  async usage(request: UsageRequest): Promise<UsageSummary> {
+    if (typeof request !== 'object' || request === null) throw new InvalidInputError(ERROR_CODES.invalidArgument, 'expected a request object');
+    const spec = quotaKindSpec(request.kind);
+    const kind = spec.kind;
+    const target: Owner = 'user' in request
+      ? { type: 'user', name: assertName('user', request.user) }
+      : { type: 'org', name: assertName('org', (request as { org: string }).org) };
     return this.#bounded(async () => {
       let serviceType: string;
       let periodEndDay: number | null;

@@ -249,7 +249,7 @@ export function createDemoApp(options: DemoAppOptions): DemoApp {
   app.get(`${base}/quota`, authenticated, async (_req, res) => {
     const identity = tollgateLocals(res).identity;
     if (identity === undefined) throw new Error('identity missing: authentication did not run');
-    const infos = await Promise.all(QUOTA_KINDS.map((kind) => tollgate.quota(identity.user, kind)));
+    const infos = await Promise.all(QUOTA_KINDS.map((kind) => tollgate.quota({ user: identity.user, kind: kind })));
     const body: Record<string, unknown> = {};
     for (const info of infos) body[quotaKindSpec(info.kind).dashboardName] = dashboardBlock(info);
     const byKind = Object.fromEntries(infos.map((info) => [info.kind, info.provider]));

@@ -287,7 +287,7 @@ export class AdminOperations {
   async showUser(user: string): Promise<UserView> {
     assertName('user', user);
     const hash = await this.#hash({ type: 'user', name: user });
-    const infos = await Promise.all(QUOTA_KINDS.map((kind) => this.#tollgate.quota(user, kind)));
+    const infos = await Promise.all(QUOTA_KINDS.map((kind) => this.#tollgate.quota({ user: user, kind: kind })));
     const block = (index: number): QuotaBlock => {
       const info = infos[index]!;
       return { quota: info.quota, block_price: info.blockPrice, monthly_use: info.used, hard_limit: !info.softLimit };
@@ -316,7 +316,7 @@ export class AdminOperations {
     assertName('org', org);
     const key = orgConfigKey(org);
     const hash = await this.#hash({ type: 'org', name: org });
-    const usages = await Promise.all(QUOTA_KINDS.map((kind) => this.#tollgate.usage({ org }, kind)));
+    const usages = await Promise.all(QUOTA_KINDS.map((kind) => this.#tollgate.usage({ org, kind: kind })));
     const block = (index: number): QuotaBlock => {
       const spec = quotaKindSpec(QUOTA_KINDS[index]);
       const price = hash[spec.blockPriceField];
@@ -328,7 +328,7 @@ export class AdminOperations {
     };
     const members: MemberUsage[] = [];
     for await (const member of orgMembers(this.#client, org)) {
-      const used = await Promise.all(QUOTA_KINDS.map((kind) => this.#tollgate.usage({ user: member }, kind)));
+      const used = await Promise.all(QUOTA_KINDS.map((kind) => this.#tollgate.usage({ user: member, kind: kind })));
       members.push({ username: member, geocoding: used[0]!.used, here_isolines: used[1]!.used, mapzen_routing: used[2]!.used });
     }
     members.sort((a, b) => (a.username < b.username ? -1 : a.username > b.username ? 1 : 0));
@@ -630,7 +630,7 @@ export class AdminOperations {
     if (reason !== null && (reason.length > 200 || /\p{Cc}/u.test(reason))) {
       throw new InvalidInputError(ERROR_CODES.invalidArgument, 'reason must be at most 200 characters, without control characters');
     }
-    const [info, own] = await Promise.all([this.#tollgate.quota(user, quotaKind), this.#tollgate.usage({ user }, quotaKind)]);
+    const [info, own] = await Promise.all([this.#tollgate.quota({ user: user, kind: quotaKind }), this.#tollgate.usage({ user, kind: quotaKind })]);
     if (own.used < amount) {
       throw new ConflictError(ERROR_CODES.adjustmentTooLarge, `${user} used ${own.used} ${quotaKind} units this cycle: cannot credit back ${amount}`);
     }
@@ -777,7 +777,7 @@ export class AdminOperations {
     const owner = ownerOf(target);
     await this.#hash(owner);
     const usageOwner = owner.type === 'user' ? { user: owner.name } : { org: owner.name };
-    return Promise.all(QUOTA_KINDS.map((kind) => this.#tollgate.usage(usageOwner, kind)));
+    return Promise.all(QUOTA_KINDS.map((kind) => this.#tollgate.usage({ ...usageOwner, kind })));
   }
 
   /** The Redis server's clock, the one every decision uses. */
@@ -808,7 +808,7 @@ export class AdminOperations {
   /** The warning for a provider change that moves this cycle's counting to other usage keys. */
   async #providerMoveWarnings(owner: Owner, kind: QuotaKind, provider: string): Promise<string[]> {
     const spec = quotaKindSpec(kind);
-    const current = await this.#tollgate.usage(owner.type === 'user' ? { user: owner.name } : { org: owner.name }, kind);
+    const current = await this.#tollgate.usage(owner.type === 'user' ? { user: owner.name, kind } : { org: owner.name, kind });
     const next = spec.serviceType(provider);
     if (current.serviceType === next || current.used === 0) return [];
     return [

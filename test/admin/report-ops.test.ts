@@ -54,7 +54,7 @@ describe('org reports (item 5)', () => {
       ...rows.filter((row) => row.scope === 'user' && row.date !== 'total').map(() => 'user'),
     ]);
     expect(rows.some((row) => row.owner === bob)).toBe(false);
-    expect((await tollgate.usage({ org }, 'geocoding')).used).toBe(25);
+    expect((await tollgate.usage({ org, kind: 'geocoding' })).used).toBe(25);
   });
 });
 

@@ -124,7 +124,7 @@ describe('warnings and new routes (items 3, 4)', () => {
     const adjusted = await call('POST', `/users/${user}/usage-adjustments`, { kind: 'geocoding', units: 2, reason: 'test' });
     expect(adjusted.status).toBe(201);
     expect((await call('GET', `/users/${user}/usage-adjustments`)).json).toEqual([expect.objectContaining({ units: 2, actor: 'admin-api' })]);
-    expect((await tollgate.quota(user, 'geocoding')).used).toBe(1);
+    expect((await tollgate.quota({ user: user, kind: 'geocoding' })).used).toBe(1);
     expect((await call('DELETE', `/users/${user}`)).json.code).toBe('ERR_TOLLGATE_HAS_USAGE');
     expect((await call('DELETE', `/users/${user}?with_usage=true`)).json).toMatchObject({ deleted: `user:${user}` });
     expect((await call('GET', `/users/${user}`)).status).toBe(404);
@@ -144,7 +144,7 @@ describe('a refunded 502 (item 9; the fix is in the guard, main 4f95baa)', () =>
     const reply = await fetch(`${url}/u/${user}/api/v1/thing?api_key=${key}`);
     expect(reply.status).toBe(502);
     await new Promise((resolve) => setTimeout(resolve, 100));
-    expect((await tollgate.quota(user, 'geocoding')).used).toBe(0); // the refund itself works
+    expect((await tollgate.quota({ user: user, kind: 'geocoding' })).used).toBe(0); // the refund itself works
     expect(/r=(\d+)/.exec(reply.headers.get('ratelimit') ?? '')?.[1]).toBe('10');
   });
 });

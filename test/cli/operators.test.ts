@@ -106,8 +106,8 @@ describe('missing verbs (item 3)', () => {
 
     const adjusted = await json('user', 'adjust-usage', user, 'geocoding', '4', '--reason', 'upstream outage');
     expect(adjusted).toMatchObject({ user, kind: 'geocoding', units: 4, reason: 'upstream outage', actor: 'cli' });
-    expect((await tollgate.usage({ user }, 'geocoding')).used).toBe(6);
-    expect((await tollgate.usage({ org }, 'geocoding')).used).toBe(6);
+    expect((await tollgate.usage({ user, kind: 'geocoding' })).used).toBe(6);
+    expect((await tollgate.usage({ org, kind: 'geocoding' })).used).toBe(6);
     expect((await tollgate.consume({ user, kind: 'geocoding', cost: 4 })).allowed).toBe(true);
     const audit = await json<Array<Record<string, unknown>>>('user', 'adjustments', user);
     expect(audit).toEqual([expect.objectContaining({ units: 4, reason: 'upstream outage', keys: adjusted.keys })]);
@@ -154,7 +154,7 @@ describe('org rules warn (item 4)', () => {
     await tollgate.consume({ user, kind: 'geocoding', cost: 7 });
     const changed = await cli('user', 'set-provider', user, 'geocoding', 'mapbox');
     expect(changed.err).toMatch(/moves counting from geocoder_here to geocoder_mapbox keys mid-cycle: the 7 units used this cycle/);
-    expect((await tollgate.quota(user, 'geocoding')).used).toBe(0); // CARTO's rule, kept: the warning says so
+    expect((await tollgate.quota({ user: user, kind: 'geocoding' })).used).toBe(0); // CARTO's rule, kept: the warning says so
     // No usage under the current provider: nothing to warn about.
     expect((await cli('user', 'set-provider', user, 'isolines', 'mapbox')).err).toBe('');
   });

@@ -54,7 +54,7 @@ describe('routing endpoint', () => {
       expect(props(reply).duration_s).toBe(Math.round(props(reply).distance_m / ROUTE_SPEEDS_MPS[mode]));
     }
     expect(car.headers.get('ratelimit')).toMatch(/^"routing";r=9;t=\d+$/);
-    const usage = await tollgate.usage({ user: alice.user }, 'routing');
+    const usage = await tollgate.usage({ user: alice.user, kind: 'routing' });
     expect(usage.serviceType).toBe('routing_straightline');
     expect(usage.metrics).toMatchObject({ success_responses: 3, total_requests: 3 });
     expect((await call(alice.url('quota'))).body).toMatchObject({ mapzen_routing: { quota: 10, monthly_use: 3 } });

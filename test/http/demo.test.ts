@@ -62,7 +62,7 @@ describe('geocoding', () => {
     expect(lat).toBeCloseTo(48.85, 1);
     // GeoNames' licence (CC BY 4.0) asks for credit with its data.
     expect(reply.body.attribution).toMatch(/GeoNames.*CC BY 4\.0/);
-    const usage = await tollgate.usage({ user: alice.user }, 'geocoding');
+    const usage = await tollgate.usage({ user: alice.user, kind: 'geocoding' });
     expect(usage.serviceType).toBe('geocoder_geonames');
     expect(usage.metrics).toMatchObject({ success_responses: 1, total_requests: 1 });
   });
@@ -76,7 +76,7 @@ describe('geocoding', () => {
     expect(first?.properties.country).toBe('US');
     expect(texas.body.features).toHaveLength(1);
     expect([nothing.status, (nothing.body.features as unknown[]).length]).toEqual([200, 0]);
-    expect((await tollgate.usage({ user: alice.user }, 'geocoding')).metrics).toMatchObject({
+    expect((await tollgate.usage({ user: alice.user, kind: 'geocoding' })).metrics).toMatchObject({
       success_responses: 1,
       empty_responses: 1,
       total_requests: 2,
@@ -99,7 +99,7 @@ describe('geocoding', () => {
     ]);
     expect(reply.body.unmatched).toEqual([2]);
     expect(reply.body.attribution).toMatch(/GeoNames.*CC BY 4\.0/);
-    expect((await tollgate.usage({ user: alice.user }, 'geocoding')).metrics).toMatchObject({
+    expect((await tollgate.usage({ user: alice.user, kind: 'geocoding' })).metrics).toMatchObject({
       success_responses: 2,
       empty_responses: 1,
       total_requests: 3,
@@ -126,7 +126,7 @@ describe('geocoding', () => {
     const statuses = replies.map((reply) => reply.status);
     expect(statuses.filter((status) => status === 200)).toHaveLength(50);
     expect(statuses.filter((status) => status === 429)).toHaveLength(150);
-    const usage = await tollgate.usage({ user: alice.user }, 'geocoding');
+    const usage = await tollgate.usage({ user: alice.user, kind: 'geocoding' });
     expect(usage.used).toBe(50);
     expect(usage.metrics).toMatchObject({ success_responses: 50, total_requests: 50, failed_responses: 0 });
     // Every admitted request saw its own remaining figure: 49 down to 0, each once.
@@ -161,7 +161,7 @@ describe('isolines', () => {
       const north = Math.max(...ring.map((point) => point[1]!));
       expect((north - 40.4168) * 111_195).toBeCloseTo(feature.properties.range, -1);
     }
-    const usage = await tollgate.usage({ user: alice.user }, 'isolines');
+    const usage = await tollgate.usage({ user: alice.user, kind: 'isolines' });
     expect(usage.serviceType).toBe('straightline_isolines');
     expect(usage.metrics).toMatchObject({ isolines_generated: 2, success_responses: 1, total_requests: 2 });
   });
@@ -176,7 +176,7 @@ describe('isolines', () => {
     expect(reply.body).toMatchObject({ service: 'isolines', quota: 3, used: 1, cost: 3 });
     expect(reply.headers.get('ratelimit')).toMatch(/^"isolines";r=2;t=\d+$/);
     expect(await snapshot(redis.client(), [alice.user])).toEqual(before);
-    expect((await tollgate.usage({ user: alice.user }, 'isolines')).used).toBe(1);
+    expect((await tollgate.usage({ user: alice.user, kind: 'isolines' })).used).toBe(1);
   });
 });
 

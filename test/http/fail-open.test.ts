@@ -160,17 +160,17 @@ describe('fail-open', () => {
     await vi.waitFor(async () => expect((await small.flush()).remaining).toBe(0), { timeout: 20_000, interval: 200 });
     expect(guard.journalStats()).toMatchObject({ size: 0, written: 6, dropped: 0, lost: 0 });
 
-    const userUsage = await tollgate.usage({ user: alice }, 'geocoding');
-    const orgUsage = await tollgate.usage({ org }, 'geocoding');
+    const userUsage = await tollgate.usage({ user: alice, kind: 'geocoding' });
+    const orgUsage = await tollgate.usage({ org, kind: 'geocoding' });
     const expected = { success_responses: 4, empty_responses: 1, failed_responses: 2, total_requests: 7, isolines_generated: 0 };
     expect(userUsage.metrics).toEqual(expected);
     expect(orgUsage.metrics).toEqual(expected);
     expect(orgUsage.used).toBe(5);
-    expect((await tollgate.usage({ user: tiny }, 'geocoding')).metrics).toMatchObject({ success_responses: 3, total_requests: 3 });
+    expect((await tollgate.usage({ user: tiny, kind: 'geocoding' })).metrics).toMatchObject({ success_responses: 3, total_requests: 3 });
 
     // Written once: another pass finds nothing to do.
     expect(await guard.flush()).toEqual({ written: 0, remaining: 0 });
-    expect((await tollgate.usage({ org }, 'geocoding')).metrics).toEqual(expected);
+    expect((await tollgate.usage({ org, kind: 'geocoding' })).metrics).toEqual(expected);
     await guard.close();
     await small.close();
   });

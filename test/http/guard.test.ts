@@ -93,7 +93,7 @@ async function user(quota: number, fields: Record<string, string> = {}): Promise
 const thing = (url: string, user: string, query: string): string => `${url}/u/${user}/api/v1/thing?${query}`;
 
 async function metrics(user: string): Promise<Record<string, number> & { used: number }> {
-  const usage = await tollgate.usage({ user }, 'geocoding');
+  const usage = await tollgate.usage({ user, kind: 'geocoding' });
   return { ...usage.metrics, used: usage.used };
 }
 
@@ -104,7 +104,7 @@ describe('admission and settlement', () => {
     const reply = await call(thing(url, id, `api_key=${key}`));
     await guard.drain();
     expect(reply.status).toBe(200);
-    const info = await tollgate.quota(id, 'geocoding');
+    const info = await tollgate.quota({ user: id, kind: 'geocoding' });
     const windowSeconds = (info.resetsAt.getTime() - info.cycleStart.getTime()) / 1000;
     expect(reply.headers.get('ratelimit-policy')).toBe(`"geocoding";q=10;w=${windowSeconds}`);
     const state = /^"geocoding";r=(\d+);t=(\d+)$/.exec(reply.headers.get('ratelimit') ?? '');
@@ -188,7 +188,7 @@ describe('admission and settlement', () => {
     for (const caller of [a, b, a, b]) statuses.push((await call(thing(url, caller.user, `api_key=${caller.key}`))).status);
     await guard.drain();
     expect(statuses).toEqual([200, 200, 200, 429]);
-    expect((await tollgate.usage({ org }, 'geocoding')).used).toBe(3);
+    expect((await tollgate.usage({ org, kind: 'geocoding' })).used).toBe(3);
     expect((await metrics(a.user)).used + (await metrics(b.user)).used).toBe(3);
   });
 });
@@ -235,7 +235,7 @@ describe('refusals', () => {
     const reply = await call(thing(url, id, `api_key=${key}`));
     expect(reply.status).toBe(429);
     expect(reply.headers.get('content-type')).toMatch(/^application\/problem\+json/);
-    const info = await tollgate.quota(id, 'geocoding');
+    const info = await tollgate.quota({ user: id, kind: 'geocoding' });
     expect(reply.body).toEqual({
       type: 'urn:tollgate:problem:quota-exceeded',
       title: 'Quota exceeded',

@@ -198,7 +198,7 @@ describe.each(HOSTS)('installed in an Express $express app', (host) => {
     expect(seen.adminUnknownUser).toMatchObject({ status: 404, body: { code: 'ERR_TOLLGATE_UNKNOWN_USER' } });
     expect(seen.adminUser.status).toBe(200);
     // Counted once, by the one admitted request.
-    expect((await new entry.Tollgate({ redis: redis.client() }).usage({ user }, 'geocoding')).metrics.success_responses).toBe(1);
+    expect((await new entry.Tollgate({ redis: redis.client() }).usage({ user, kind: 'geocoding' })).metrics.success_responses).toBe(1);
   });
 
   it('runs the tollgate command from its bin', async () => {

@@ -47,8 +47,8 @@ describe('invalid names never become keys', () => {
   ])('user name with %s', async (_why, name) => {
     await refusedWithoutWrites(ERROR_CODES.invalidName, () => gate.consume({ user: name as string, kind: 'geocoding' }));
     await refusedWithoutWrites(ERROR_CODES.invalidName, () => gate.check({ user: name as string, kind: 'geocoding' }));
-    await refusedWithoutWrites(ERROR_CODES.invalidName, () => gate.quota(name as string, 'geocoding'));
-    await refusedWithoutWrites(ERROR_CODES.invalidName, () => gate.usage({ org: name as string }, 'geocoding'));
+    await refusedWithoutWrites(ERROR_CODES.invalidName, () => gate.quota({ user: name as string, kind: 'geocoding' }));
+    await refusedWithoutWrites(ERROR_CODES.invalidName, () => gate.usage({ org: name as string, kind: 'geocoding' }));
   });
 
   it.each(['', 'a'.repeat(129), 'id:1', 'id*', 'id 1'])('request id %j', async (requestId) => {
@@ -122,7 +122,7 @@ describe('unknown users and orgs', () => {
   it('a user whose org has no hash', async () => {
     await writeUser(redis.client(), user, { organization: org, geocoding_quota: '10' });
     await refusedWithoutWrites(ERROR_CODES.unknownOrg, () => gate.consume({ user, kind: 'geocoding' }));
-    await refusedWithoutWrites(ERROR_CODES.unknownOrg, () => gate.usage({ org }, 'geocoding'));
+    await refusedWithoutWrites(ERROR_CODES.unknownOrg, () => gate.usage({ org, kind: 'geocoding' }));
   });
 });
 

@@ -38,7 +38,7 @@ describe('the redis option', () => {
       const gate = new Tollgate({ redis: client });
       expect((await gate.consume({ user, kind: 'geocoding', cost: 2 })).allowed).toBe(true);
       expect((await gate.consume({ user, kind: 'geocoding' })).allowed).toBe(false);
-      expect((await gate.usage({ user }, 'geocoding')).metrics.success_responses).toBe(2);
+      expect((await gate.usage({ user, kind: 'geocoding' })).metrics.success_responses).toBe(2);
     } finally {
       client.disconnect();
     }

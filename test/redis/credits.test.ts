@@ -174,7 +174,7 @@ describe('credit races', () => {
       expect(await spentOf(user)).toBe(String(50 * PRICE));
       expect(await balanceOf(org)).toBe(String(1_000_000 - 50 * PRICE));
       expect(await ledgerOf('user', user)).toBe(50 * PRICE);
-      const usage = await clients[0]!.usage({ user }, 'geocoding');
+      const usage = await clients[0]!.usage({ user, kind: 'geocoding' });
       expect(usage.metrics.success_responses).toBe(50);
     } finally {
       await Promise.all(clients.map((c) => c.close()));

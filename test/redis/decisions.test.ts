@@ -156,7 +156,7 @@ describe('settling', () => {
     expect(await score(key('failed_responses'), '20')).toBe(4);
     expect(await score(key('total_requests'), '20')).toBe(9);
     expect((await tollgate.check({ user, kind: 'geocoding' })).used).toBe(5);
-    const usage = await tollgate.usage({ user }, 'geocoding');
+    const usage = await tollgate.usage({ user, kind: 'geocoding' });
     expect(usage.used).toBe(5);
     expect(usage.metrics).toMatchObject({ success_responses: 3, empty_responses: 2, failed_responses: 4, total_requests: 9 });
   });
@@ -174,7 +174,7 @@ describe('settling', () => {
       expect(await score(`${owner}:geocoder_here:empty_responses:201703`, '20')).toBe(3);
       expect(await score(`${owner}:geocoder_here:failed_responses:201703`, '20')).toBe(1);
     }
-    expect((await tollgate.usage({ org }, 'geocoding')).used).toBe(9);
+    expect((await tollgate.usage({ org, kind: 'geocoding' })).used).toBe(9);
   });
 
   it('records isolines_generated per isoline and one success_responses per request', async () => {
@@ -206,7 +206,7 @@ describe('reading back', () => {
     await writeOrg(redis.client(), org, { geocoding_quota: '1000', geocoding_block_price: '1500', geocoder_provider: 'google' });
     await writeUser(redis.client(), user, { organization: org, geocoding_quota: '5' });
     await redis.client().zadd(`org:${org}:geocoder_google:success_responses:201703`, 743, '02');
-    expect(await tollgateAt().quota(user, 'geocoding')).toMatchObject({
+    expect(await tollgateAt().quota({ user: user, kind: 'geocoding' })).toMatchObject({
       org,
       quota: 1000,
       used: 743,
