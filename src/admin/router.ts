@@ -1,5 +1,6 @@
 // The admin API: an Express router exposing the operator's operations as JSON, behind a bearer token.
-import { createHash, timingSafeEqual } from 'node:crypto';
+import { timingSafeEqual } from 'node:crypto';
+import { sha256 } from '../core/api-keys.js';
 import express, { type NextFunction, type Request, type Response, type Router } from 'express';
 import { z } from 'zod';
 import {
@@ -98,7 +99,6 @@ function problem(status: number, code: HttpErrorCode | TollgateErrorCode, detail
 }
 
 /** SHA-256 first, so the constant-time comparison sees equal lengths whatever was sent. */
-const digest = (value: string): Buffer => createHash('sha256').update(value, 'utf8').digest();
 
 /**
  * Builds the admin router. Mount it where the host app wants it (`app.use('/admin', router)`).
@@ -112,7 +112,7 @@ export function createAdminRouter(options: AdminRouterOptions): Router {
     throw new InvalidInputError(ERROR_CODES.invalidOptions, `invalid admin router options: ${detail.join('; ')}`);
   }
   const config = Object.freeze(parsed.data);
-  const expected = digest(config.token);
+  const expected = sha256(config.token);
   const ops = new AdminOperations(config.tollgate);
   const log = config.log ?? defaultLog;
   const router = withForwardedRejections(express.Router());
@@ -124,7 +124,7 @@ export function createAdminRouter(options: AdminRouterOptions): Router {
       sendProblem(res, problem(401, HTTP_ERROR_CODES.unauthorized, 'missing bearer token', { 'WWW-Authenticate': 'Bearer realm="tollgate-admin"' }));
       return;
     }
-    if (!timingSafeEqual(digest(match[1]!), expected)) {
+    if (!timingSafeEqual(sha256(match[1]!), expected)) {
       sendProblem(res, problem(403, HTTP_ERROR_CODES.forbidden, 'wrong token'));
       return;
     }
