@@ -35,7 +35,8 @@
     mode  "consume" | "check";  cost  units (0 only in check mode, to measure usage)
     now   injected clock (epoch ms) or absent for the server clock
     dl    server-clock epoch ms after which the caller has given up, or absent
-    f     the reservation's field in KEYS[1];  val  its pending value;  exp  PEXPIREAT of KEYS[1]
+    f     the reservation's field in KEYS[1];  val  its pending value;  exp  PEXPIREAT of KEYS[1], absent
+          once the client has seen an earlier write to this bucket succeed (it set the expiry)
     rid   true when KEYS[2] is a request id;  ridTtl  ms;  sig  the reservation's signature;
     match "<kind>|<cost>|<cycleStart>": what a replay of the request id must ask for
 
@@ -219,7 +220,7 @@ if charged then
   value = value .. ':' .. credits.pu
 end
 redis.call('HSET', bucketKey, call.f, value)
-redis.call('PEXPIREAT', bucketKey, call.exp)
+if call.exp then redis.call('PEXPIREAT', bucketKey, call.exp) end
 if call.rid then
   redis.call('SET', requestIdKey, cjson.encode({ match = call.match, sig = call.sig }), 'PX', call.ridTtl)
 end

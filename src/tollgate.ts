@@ -76,6 +76,10 @@ const optionsSchema = z.strictObject({
     .strictObject({ geocoding: creditPrice.optional(), isolines: creditPrice.optional(), routing: creditPrice.optional() })
     .optional()
     .transform((prices) => Object.freeze({ ...DEFAULT_CREDIT_PRICES, ...prices })),
+}).refine((options) => options.reservationTtlMs >= options.timeoutMs, {
+  // A reservation must outlive any write of its admission: past the call timeout decide.lua writes nothing.
+  message: 'must be at least timeoutMs',
+  path: ['reservationTtlMs'],
 });
 
 /** Options of {@link Tollgate}. Unknown keys are rejected when it is constructed. */
@@ -664,7 +668,7 @@ export class Tollgate {
         bucketKey: slot?.bucketKey ?? (planned.compiled.configKeys[0] as string),
         field: slot?.field ?? '',
         pendingValue: pendingValue(planned.check, cost),
-        expireAtMs: slot?.expireAtMs ?? 0,
+        expireAtMs: slot === null ? null : slot.expireAtMs,
         requestId:
           requestId === null || reservation === null
             ? null
@@ -705,6 +709,7 @@ export class Tollgate {
           return { decision, account, reservation: original, replayed: true };
         }
         case 'decided': {
+          if (reply.allowed && slot !== null) this.#ids.written(slot.bucketKey);
           const budgeted = planned.credits !== null && planned.credits.enabled;
           const decision = decisionOf(account, plan, {
             allowed: reply.allowed,

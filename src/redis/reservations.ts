@@ -18,8 +18,11 @@ export interface ReservationSlot {
   readonly id: string;
   readonly bucketKey: string;
   readonly field: string;
-  /** When the bucket may go, on the server clock: the end of its slot plus the settle window. */
-  readonly expireAtMs: number;
+  /**
+   * When the bucket may go, on the server clock: the end of its slot plus the settle window;
+   * `null` once an admission into this bucket has succeeded (it set the expiry already).
+   */
+  readonly expireAtMs: number | null;
 }
 
 /**
@@ -35,6 +38,8 @@ export class ReservationIds {
   #prefix = '';
   #bucket = '';
   #bucketN = -1;
+  /** The bucket key an admission was seen to write into: its expiry is set. */
+  #expiring = '';
 
   constructor(windowMs: number) {
     this.#windowMs = windowMs;
@@ -56,12 +61,22 @@ export class ReservationIds {
     }
     const field = (this.#count % BUCKET_ENTRIES).toString(36);
     this.#count += 1;
+    const bucketKey = reservationBucketKey(this.#bucket);
     return {
       id: `${this.#bucket}.${field}`,
-      bucketKey: reservationBucketKey(this.#bucket),
+      bucketKey,
       field,
-      expireAtMs: (slot + 1) * SLOT_MS + this.#windowMs,
+      expireAtMs: bucketKey === this.#expiring ? null : (slot + 1) * SLOT_MS + this.#windowMs,
     };
+  }
+
+  /**
+   * Records that an admission wrote into `bucketKey` (and so set its expiry): later ones skip
+   * the PEXPIREAT. Safe because a write can never land after its bucket expired: the settle
+   * window is at least the call timeout, past which decide.lua writes nothing.
+   */
+  written(bucketKey: string): void {
+    this.#expiring = bucketKey;
   }
 }
 

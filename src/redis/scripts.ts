@@ -173,7 +173,8 @@ export interface DecideCall {
   readonly bucketKey: string;
   readonly field: string;
   readonly pendingValue: string;
-  readonly expireAtMs: number;
+  /** `null` when the bucket's expiry is known to be set. */
+  readonly expireAtMs: number | null;
   /** With a request id: its key, how long it is remembered, the reservation's signature, what a replay must match. */
   readonly requestId: {
     readonly key: string;
@@ -238,7 +239,7 @@ export async function runDecide(client: RedisClient, plan: CompiledPlan, call: D
     dl: call.deadlineMs ?? undefined,
     f: call.field,
     val: call.pendingValue,
-    exp: call.expireAtMs,
+    exp: call.expireAtMs ?? undefined,
     rid: rid === null ? undefined : true,
     ridTtl: rid?.ttlMs,
     sig: rid?.signature,

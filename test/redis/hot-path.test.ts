@@ -246,3 +246,11 @@ describe('settlement leaves no litter', () => {
     expect(bytes / admissions.length).toBeLessThan(64);
   });
 });
+
+describe('options', () => {
+  it('refuse a settle window shorter than the call timeout (a late write could outlive its bucket)', () => {
+    expect(() => new Tollgate({ redis: redis.client(), timeoutMs: 5000, reservationTtlMs: 2000 })).toThrow(
+      expect.objectContaining({ code: ERROR_CODES.invalidOptions, message: expect.stringContaining('reservationTtlMs') }),
+    );
+  });
+});
