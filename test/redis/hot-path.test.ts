@@ -254,3 +254,16 @@ describe('options', () => {
     );
   });
 });
+
+describe('the config cache and garbled config', () => {
+  it('refuses a field garbled under a cached config at once, and serves again the moment it is repaired', async () => {
+    const user = name('u');
+    await writeUser(redis.client(), user, { geocoding_quota: '100' });
+    const { gate } = countingTollgate({ configCacheMs: 60_000 });
+    expect((await gate.consume({ user, kind: 'geocoding' })).allowed).toBe(true);
+    await redis.client().hset(`rails:users:${user}`, 'geocoding_quota', 'abc');
+    await expect(gate.consume({ user, kind: 'geocoding' })).rejects.toMatchObject({ code: ERROR_CODES.invalidConfig, field: 'geocoding_quota' });
+    await redis.client().hset(`rails:users:${user}`, 'geocoding_quota', '100');
+    expect(await gate.consume({ user, kind: 'geocoding' })).toMatchObject({ allowed: true, used: 2 });
+  });
+});
