@@ -1,36 +1,53 @@
 --[[
-  apply-once.lua: apply a batch of usage increments exactly once, marked by an entry id.
+  apply-once.lua: apply a batch of fail-open journal entries, each exactly once, marked by its entry id.
 
-  Fail-open journals (src/http/journal.ts) record what a process admitted while Redis was
-  away and write it back here when Redis returns. A write-back repeated after a lost reply
-  finds the marker and changes nothing. Every key's type is checked before the first write.
+  Fail-open journals (src/fail-open/journal.ts) record what a process admitted while Redis was
+  away and write it back here when Redis returns, many entries per call. An entry whose marker
+  exists was written before (a write-back repeated after a lost reply) and changes nothing.
+  Every key of an entry has its type checked before the entry's first write: an entry meeting a
+  key of the wrong type writes nothing (its marker included); the other entries still apply.
 
   KEYS:
-    KEYS[1]       marker string       tollgate:journal:<entryId>   set when the batch is applied
-    KEYS[2..n]    usage sorted sets   incremented by the matching delta at the day member
+    every key of the batch, each once: the entries' markers (strings, tollgate:journal:<id>)
+    and the usage sorted sets they increment. Entries refer to them by index.
 
   ARGV:
-    [1]    day          the member to increment, "01".."31"
-    [2]    markerTtlMs  how long the marker is kept
-    [3..]  deltas       one integer per usage key, in KEYS order
+    [1]  bag (JSON)  { "ttl": markerTtlMs,
+                       "entries": [ { "m": marker key index, "d": day member "01".."31",
+                                      "k": [usage key index, ...], "v": [delta, ...] }, ... ] }
+                     deltas are integer strings, one per usage key index, in the same order.
 
-  Reply: { status }
+  Reply: one status per entry, in entry order
     status 1 APPLIED
     status 2 ALREADY_APPLIED   the marker exists: nothing written
-    status 5 WRONG_TYPE        a key holds the wrong Redis type: nothing written
+    status 5 WRONG_TYPE        a key holds the wrong Redis type: nothing of this entry written
 ]]
 
-local marker = KEYS[1]
-local day = ARGV[1]
-local markerTtlMs = tonumber(ARGV[2])
+local bag = cjson.decode(ARGV[1])
+local markerTtlMs = tonumber(bag.ttl)
+local reply = {}
 
-if redis.call('EXISTS', marker) == 1 then return { 2 } end
-for i = 2, #KEYS do
-  local kind = redis.call('TYPE', KEYS[i])['ok']
-  if kind ~= 'zset' and kind ~= 'none' then return { 5 } end
+for n, entry in ipairs(bag.entries) do
+  local marker = KEYS[entry.m]
+  local status = 1
+  if redis.call('EXISTS', marker) == 1 then
+    status = 2
+  else
+    for _, index in ipairs(entry.k) do
+      local kind = redis.call('TYPE', KEYS[index])['ok']
+      if kind ~= 'zset' and kind ~= 'none' then
+        status = 5
+        break
+      end
+    end
+  end
+  if status == 1 then
+    for j, index in ipairs(entry.k) do
+      redis.call('ZINCRBY', KEYS[index], entry.v[j], entry.d)
+    end
+    redis.call('SET', marker, '1', 'PX', markerTtlMs)
+  end
+  reply[n] = status
 end
-for i = 2, #KEYS do
-  redis.call('ZINCRBY', KEYS[i], tonumber(ARGV[i + 1]), day)
-end
-redis.call('SET', marker, '1', 'PX', markerTtlMs)
-return { 1 }
+
+return reply

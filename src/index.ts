@@ -18,6 +18,12 @@ export {
 export type { CreditStatus, Decision, DecisionReason, Outcome, Reservation } from './core/accounting.js';
 export { MAX_COST } from './core/accounting.js';
 export { DEFAULT_CREDIT_PRICES } from './tollgate.js';
+export {
+  FailOpenTollgate,
+  type FailOpenAdmission,
+  type FailOpenOptions,
+  type FailOpenSettleResult,
+} from './fail-open/fail-open-tollgate.js';
 export { createAdminRouter, type AdminChange, type AdminRouterOptions } from './admin/router.js';
 export {
   AdminOperations,
@@ -68,6 +74,7 @@ export {
   ContentionError,
   InvalidConfigError,
   InvalidInputError,
+  JournalFullError,
   NotFoundError,
   RedisUnavailableError,
   ReservationError,

@@ -29,6 +29,9 @@ import { DEFAULT_LIMITS, limitsSchema, parseBulkBody, parseGeocodeQuery, parseIs
 import type { IsolinesProvider, IsolinesRequest } from './isolines.js';
 import { StraightLineRouting, type RouteRequest, type RoutingProvider } from './routing.js';
 
+/** What `GET /readyz` reports: ready, or why not. */
+export type Readiness = { readonly ready: true; readonly [detail: string]: unknown } | { readonly ready: false; readonly reason: string };
+
 /** Options of {@link createDemoApp}. */
 export interface DemoAppOptions {
   readonly tollgate: Tollgate;
@@ -46,6 +49,8 @@ export interface DemoAppOptions {
   readonly log?: (message: string) => void;
   /** When set, the admin API (docs/admin.md) is mounted at `/admin` behind this bearer token. */
   readonly adminToken?: string;
+  /** Checks behind `GET /readyz` beyond Redis answering (the service re-seeds lost demo accounts). Default none. */
+  readonly readiness?: () => Promise<Readiness>;
 }
 
 const optionsSchema = z.strictObject({
@@ -58,6 +63,7 @@ const optionsSchema = z.strictObject({
   flushIntervalMs: z.number().int().min(10).max(60_000).optional(),
   log: z.custom<(message: string) => void>((value) => typeof value === 'function', 'must be a function').optional(),
   adminToken: z.string().min(16, 'must be at least 16 characters').optional(),
+  readiness: z.custom<() => Promise<Readiness>>((value) => typeof value === 'function', 'must be a function').optional(),
 });
 
 /** The app and the hooks its owner needs for health and shutdown. */
@@ -176,6 +182,23 @@ export function createDemoApp(options: DemoAppOptions): DemoApp {
       redis,
       journal: { geocoding: geocodingGuard.journalStats(), isolines: isolinesGuard.journalStats(), routing: routingGuard.journalStats() },
     });
+  });
+
+  // Ready = Redis answers and the service's own checks pass; 503 says why not.
+  app.get('/readyz', async (_req, res) => {
+    try {
+      await withTimeout(1000, tollgate.redis.ping());
+    } catch {
+      res.status(503).json({ status: 'not ready', reason: 'Redis does not answer' });
+      return;
+    }
+    const checked = config.readiness === undefined ? ({ ready: true } as const) : await config.readiness();
+    if (!checked.ready) {
+      res.status(503).json({ status: 'not ready', reason: checked.reason });
+      return;
+    }
+    const { ready: _ready, ...details } = checked;
+    res.json({ status: 'ready', redis: 'up', ...details });
   });
 
   const base = '/u/:username/api/v1';
@@ -304,6 +327,11 @@ function errorHandler(log: (message: string) => void): ErrorRequestHandler {
     }
     if (error instanceof HttpProblem) {
       sendProblem(res, error);
+      return;
+    }
+    // Express could not percent-decode a route parameter (`/u/%E0%A4%A/...`): the path, not the body, is at fault.
+    if (error instanceof URIError) {
+      sendProblem(res, badRequest('The request path is not valid percent-encoding (UTF-8)', 'malformed-path'));
       return;
     }
     const parserError = error as { type?: unknown; status?: unknown };

@@ -1,6 +1,7 @@
 // First run on a fresh machine: find a Redis (or start a private one) and seed the demo accounts when absent.
 import { randomBytes } from 'node:crypto';
-import { accessSync, constants } from 'node:fs';
+import { accessSync, constants, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
 import { MAP_KEY_FIELD, orgConfigKey, userConfigKey, type RedisClient } from 'tollgate';
 import { redisAnswers, startPrivateRedis } from './private-server.js';
@@ -8,11 +9,24 @@ import { redisAnswers, startPrivateRedis } from './private-server.js';
 /** The URL used when REDIS_URL is not set. */
 export const DEFAULT_REDIS_URL = 'redis://127.0.0.1:6379';
 
+/** Where the private redis-server keeps its append-only file unless TOLLGATE_DEMO_REDIS_DIR says otherwise. */
+export const DEFAULT_DEMO_REDIS_DIR = join(tmpdir(), 'tollgate-demo-redis');
+
+/**
+ * redis-server arguments of the demo's private server: an append-only file fsynced every second
+ * in `dataDir`, so a restart (of it or of the demo) keeps usage; a crash loses at most ~1 s.
+ */
+export function demoRedisArgs(dataDir: string): string[] {
+  return ['--appendonly', 'yes', '--appendfsync', 'everysec', '--dir', dataDir];
+}
+
 /** A Redis the demo may use, and how to let go of it. */
 export interface DemoRedis {
   readonly url: string;
   /** True when the demo started this redis-server itself. */
   readonly private: boolean;
+  /** The private server's data directory (its append-only file); `null` for a Redis the demo did not start. */
+  readonly dataDir: string | null;
   /** Stops the private redis-server, if any. */
   stop(): Promise<void>;
 }
@@ -50,29 +64,78 @@ export function findOnPath(command: string): string | null {
 export async function resolveRedis(options: {
   readonly url?: string | undefined;
   readonly defaultUrl?: string;
+  /** Data directory of a private redis-server; default {@link DEFAULT_DEMO_REDIS_DIR}. */
+  readonly dataDir?: string | undefined;
   readonly log: (message: string) => void;
 }): Promise<DemoRedis> {
   const none = async (): Promise<void> => undefined;
   if (options.url !== undefined && options.url !== '') {
-    if (await redisAnswers(options.url)) return { url: options.url, private: false, stop: none };
+    if (await redisAnswers(options.url)) return { url: options.url, private: false, dataDir: null, stop: none };
     throw new Error(`REDIS_URL ${redactUrl(options.url)} does not answer; start that Redis or unset REDIS_URL`);
   }
   const fallback = options.defaultUrl ?? DEFAULT_REDIS_URL;
   if (await redisAnswers(fallback)) {
     options.log(`Using the Redis at ${redactUrl(fallback)} (set REDIS_URL to use another).`);
-    return { url: fallback, private: false, stop: none };
+    return { url: fallback, private: false, dataDir: null, stop: none };
   }
   const binary = findOnPath('redis-server');
   if (binary === null) {
     throw new Error(`No Redis answers at ${redactUrl(fallback)} and redis-server is not installed: install Redis or set REDIS_URL`);
   }
-  const server = await startPrivateRedis({ binary });
-  const started: DemoRedis = { url: server.url, private: true, stop: server.stop };
+  const dataDir = claimDataDir(options.dataDir ?? DEFAULT_DEMO_REDIS_DIR, options.log);
+  const server = await startPrivateRedis({ binary, args: demoRedisArgs(dataDir) }).catch((error: unknown) => {
+    releaseDataDir(dataDir);
+    throw error;
+  });
+  const stop = async (): Promise<void> => {
+    await server.stop();
+    releaseDataDir(dataDir);
+  };
+  const started: DemoRedis = { url: server.url, private: true, dataDir, stop };
   options.log(
-    `No Redis answered at ${redactUrl(fallback)}, so the demo started a private redis-server at ${started.url} ` +
-      '(in memory only: its data goes when the demo stops).',
+    `No Redis answered at ${redactUrl(fallback)}, so the demo started a private redis-server at ${started.url}, ` +
+      `with an append-only file (appendfsync everysec) in ${dataDir}: usage survives a restart of it or of the demo ` +
+      '(a crash loses at most about 1 s). Set TOLLGATE_DEMO_REDIS_DIR to keep it elsewhere; delete the directory to start afresh.',
   );
   return started;
+}
+
+const LOCK_FILE = 'tollgate-demo.pid';
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * Takes `dir` for this process's redis-server. Two servers appending to one AOF would corrupt
+ * it, so when another live demo holds the directory, a fresh one next to it is used instead.
+ */
+function claimDataDir(dir: string, log: (message: string) => void): string {
+  mkdirSync(dir, { recursive: true });
+  const lock = join(dir, LOCK_FILE);
+  let holder = 0;
+  try {
+    holder = Number(readFileSync(lock, 'utf8'));
+  } catch {
+    holder = 0;
+  }
+  if (Number.isSafeInteger(holder) && holder > 0 && holder !== process.pid && alive(holder)) {
+    const fresh = mkdtempSync(`${dir}-`);
+    log(`${dir} is in use by another demo (pid ${holder}); this one keeps its Redis data in ${fresh}.`);
+    writeFileSync(join(fresh, LOCK_FILE), String(process.pid));
+    return fresh;
+  }
+  writeFileSync(lock, String(process.pid));
+  return dir;
+}
+
+function releaseDataDir(dir: string): void {
+  rmSync(join(dir, LOCK_FILE), { force: true });
 }
 
 /** The accounts the demo seeds. */
@@ -127,13 +190,30 @@ async function keyOf(client: RedisClient, user: string): Promise<string | null> 
   return mapKey === null || mapKey === '' ? null : mapKey;
 }
 
+/** The config hashes the demo seeds. */
+export const DEMO_ACCOUNT_KEYS: readonly string[] = Object.freeze([
+  orgConfigKey(DEMO_ACCOUNTS.org),
+  userConfigKey(DEMO_ACCOUNTS.user),
+  userConfigKey(DEMO_ACCOUNTS.smallUser),
+]);
+
+/** The demo's config hashes that do not exist (a Redis restarted without persistence, or flushed). */
+export async function missingDemoAccounts(client: RedisClient): Promise<string[]> {
+  const exists = await Promise.all(DEMO_ACCOUNT_KEYS.map((key) => client.exists(key)));
+  return DEMO_ACCOUNT_KEYS.filter((_, index) => exists[index] === 0);
+}
+
 /**
  * Creates the demo org and users when their hashes are absent; existing ones are left as
- * they are (an operator may have changed them). Keys are random and kept in `map_key`, in
- * clear, so the banner can show them on every start: fine for a demo, not for production,
- * where `api_key_sha256` should hold only a digest.
+ * they are (an operator may have changed them). Keys are random, or those of `keys` (so a
+ * re-seed keeps the keys the banner printed), and kept in `map_key`, in clear, so the banner
+ * can show them on every start: fine for a demo, not for production, where
+ * `api_key_sha256` should hold only a digest.
  */
-export async function seedDemo(client: RedisClient): Promise<{ user: SeededUser; smallUser: SeededUser }> {
+export async function seedDemo(
+  client: RedisClient,
+  keys: { readonly user?: string | null; readonly smallUser?: string | null } = {},
+): Promise<{ user: SeededUser; smallUser: SeededUser }> {
   const common = { period_end_date: '2016-01-01 00:00:00 UTC', ...PROVIDERS };
   await ensureHash(client, orgConfigKey(DEMO_ACCOUNTS.org), {
     ...common,
@@ -146,14 +226,14 @@ export async function seedDemo(client: RedisClient): Promise<{ user: SeededUser;
   const userCreated = await ensureHash(client, userConfigKey(DEMO_ACCOUNTS.user), {
     ...common,
     organization: DEMO_ACCOUNTS.org,
-    map_key: randomBytes(16).toString('hex'),
+    map_key: keys.user ?? randomBytes(16).toString('hex'),
     soft_geocoding_limit: 'false',
     soft_here_isolines_limit: 'false',
     soft_mapzen_routing_limit: 'false',
   });
   const smallCreated = await ensureHash(client, userConfigKey(DEMO_ACCOUNTS.smallUser), {
     ...common,
-    map_key: randomBytes(16).toString('hex'),
+    map_key: keys.smallUser ?? randomBytes(16).toString('hex'),
     geocoding_quota: String(DEMO_QUOTAS.smallUser.geocoding),
     here_isolines_quota: String(DEMO_QUOTAS.smallUser.isolines),
     mapzen_routing_quota: String(DEMO_QUOTAS.smallUser.routing),

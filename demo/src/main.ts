@@ -12,6 +12,7 @@ try {
     port,
     host: process.env.HOST ?? '127.0.0.1',
     redisUrl: process.env.REDIS_URL,
+    redisDataDir: process.env.TOLLGATE_DEMO_REDIS_DIR,
     failOpen: parseFailOpen(process.env.TOLLGATE_FAIL_OPEN),
     adminToken: process.env.TOLLGATE_ADMIN_TOKEN,
     log: (message) => console.log(message),

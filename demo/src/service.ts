@@ -1,12 +1,45 @@
 // Runs the demo service: Redis, seed, HTTP server, banner with ready-to-paste curl commands, graceful shutdown.
 import { once } from 'node:events';
-import type { Server } from 'node:http';
+import { createServer, type RequestListener, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Tollgate, connectForFailOpen, isQuotaKind, type QuotaKind } from 'tollgate';
 import { createDemoApp, type DemoApp } from './app.js';
-import { DEMO_QUOTAS, resolveRedis, seedDemo, type DemoRedis, type SeededUser } from './bootstrap.js';
+import { DEMO_QUOTAS, missingDemoAccounts, resolveRedis, seedDemo, type DemoRedis, type SeededUser } from './bootstrap.js';
 import { CitiesGazetteer, type GeocodingProvider } from './gazetteer.js';
 import { StraightLineIsolines, type IsolinesProvider } from './isolines.js';
+
+/**
+ * What the demo's HTTP server allows a client, against slow or piled-up connections. Node's
+ * defaults wait 5 minutes for a request and accept any number of connections: a client
+ * trickling a body one byte at a time would hold a connection (and its memory) that long,
+ * before authentication. A host app serving Tollgate's guard should set the same three.
+ */
+export interface ServerLimits {
+  /** Time to receive the request headers (`server.headersTimeout`). */
+  readonly headersTimeoutMs: number;
+  /** Time to receive the whole request, body included (`server.requestTimeout`); then 408 and the connection closes. */
+  readonly requestTimeoutMs: number;
+  /** Connections open at once (`server.maxConnections`); past it new ones are closed at once. */
+  readonly maxConnections: number;
+}
+
+/** The demo's limits: a bulk body of 64 KB arrives in far less than 30 s on any real link. */
+export const DEFAULT_SERVER_LIMITS: ServerLimits = Object.freeze({ headersTimeoutMs: 10_000, requestTimeoutMs: 30_000, maxConnections: 1024 });
+
+/** An HTTP server for `app` with {@link ServerLimits} applied (not listening yet). */
+export function limitedServer(app: RequestListener, limits: ServerLimits): Server {
+  const server = createServer(
+    {
+      headersTimeout: Math.min(limits.headersTimeoutMs, limits.requestTimeoutMs),
+      requestTimeout: limits.requestTimeoutMs,
+      // Node checks both timeouts on this interval (default 30 s): check often enough to honour them.
+      connectionsCheckingInterval: Math.max(25, Math.min(1000, Math.floor(limits.headersTimeoutMs / 4))),
+    },
+    app,
+  );
+  server.maxConnections = limits.maxConnections;
+  return server;
+}
 
 /** Settings of {@link startDemo}; `main.ts` reads them from the environment. */
 export interface DemoServiceOptions {
@@ -16,6 +49,8 @@ export interface DemoServiceOptions {
   readonly redisUrl?: string | undefined;
   /** The URL tried when `redisUrl` is absent; tests point it at a dead port. */
   readonly defaultRedisUrl?: string;
+  /** Data directory of a private redis-server (TOLLGATE_DEMO_REDIS_DIR); default under the OS temp dir. */
+  readonly redisDataDir?: string | undefined;
   readonly failOpen?: readonly QuotaKind[];
   /** Mounts the admin API at /admin behind this bearer token (TOLLGATE_ADMIN_TOKEN); none when absent. */
   readonly adminToken?: string | undefined;
@@ -23,6 +58,8 @@ export interface DemoServiceOptions {
   readonly geocoder?: GeocodingProvider;
   /** Replaces the isolines provider (default: {@link StraightLineIsolines}). */
   readonly isolines?: IsolinesProvider;
+  /** Overrides of {@link DEFAULT_SERVER_LIMITS}. */
+  readonly serverLimits?: Partial<ServerLimits>;
   /** How long shutdown waits for in-flight requests before cutting connections. Default 10 s. */
   readonly shutdownGraceMs?: number;
   readonly log: (message: string) => void;
@@ -82,8 +119,33 @@ function banner(url: string, accounts: DemoService['accounts']): string {
       `  curl -i '${url}/u/${smallUser.user}/api/v1/isolines?lat=40.4168&lon=-3.7038&range=300,600,900&api_key=${smallUser.key}'`,
     );
   }
-  lines.push('', `Health: curl ${url}/healthz`, 'Stop with Ctrl-C (SIGINT) or SIGTERM.');
+  lines.push('', `Health: curl ${url}/healthz   Readiness (re-seeds lost demo accounts): curl ${url}/readyz`, 'Stop with Ctrl-C (SIGINT) or SIGTERM.');
   return lines.join('\n');
+}
+
+/**
+ * Seeds the demo accounts again, with the keys the banner printed, when Redis has lost them;
+ * answers the config keys it had to create (none when all were there). Concurrent calls share one run.
+ */
+function demoReseeder(
+  tollgate: Tollgate,
+  keys: { readonly user: string | null; readonly smallUser: string | null },
+  log: (message: string) => void,
+): () => Promise<string[]> {
+  let running: Promise<string[]> | null = null;
+  const once = async (): Promise<string[]> => {
+    const missing = await missingDemoAccounts(tollgate.redis);
+    if (missing.length === 0) return missing;
+    await seedDemo(tollgate.redis, keys);
+    log(`Redis had lost the demo accounts (${missing.join(', ')}): seeded them again with the same keys. Their usage is gone; see "Persistence" in README.md.`);
+    return missing;
+  };
+  return () => {
+    running ??= once().finally(() => {
+      running = null;
+    });
+    return running;
+  };
 }
 
 /** Starts everything and prints the banner. */
@@ -91,6 +153,7 @@ export async function startDemo(options: DemoServiceOptions): Promise<DemoServic
   const redis = await resolveRedis({
     url: options.redisUrl,
     log: options.log,
+    dataDir: options.redisDataDir,
     ...(options.defaultRedisUrl === undefined ? {} : { defaultUrl: options.defaultRedisUrl }),
   });
   let server: Server | undefined;
@@ -103,7 +166,18 @@ export async function startDemo(options: DemoServiceOptions): Promise<DemoServic
   const tollgate = new Tollgate({ redis: client });
   try {
     const accounts = await seedDemo(tollgate.redis);
+    const reseed = demoReseeder(tollgate, { user: accounts.user.key, smallUser: accounts.smallUser.key }, options.log);
+    // A Redis that comes back without its data (no persistence, or a wiped AOF) gets the demo accounts again.
+    client.on('ready', () => void reseed().catch(() => undefined));
     const demo = createDemoApp({
+      readiness: async () => {
+        try {
+          const reseeded = await reseed();
+          return { ready: true, demoAccounts: reseeded.length > 0 ? 'reseeded' : 'present' };
+        } catch (error) {
+          return { ready: false, reason: `the demo accounts could not be checked or seeded: ${error instanceof Error ? error.message : String(error)}` };
+        }
+      },
       tollgate,
       geocoder: options.geocoder ?? CitiesGazetteer.load(),
       isolines: options.isolines ?? new StraightLineIsolines(),
@@ -111,7 +185,8 @@ export async function startDemo(options: DemoServiceOptions): Promise<DemoServic
       log: options.log,
       ...(options.adminToken ? { adminToken: options.adminToken } : {}),
     });
-    server = demo.app.listen(options.port, options.host);
+    server = limitedServer(demo.app, { ...DEFAULT_SERVER_LIMITS, ...options.serverLimits });
+    server.listen(options.port, options.host);
     await once(server, 'listening');
     const address = server.address() as AddressInfo;
     const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;

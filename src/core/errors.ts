@@ -31,6 +31,7 @@ export const ERROR_CODES = {
   requestIdReused: 'ERR_TOLLGATE_REQUEST_ID_REUSED',
   counterLimit: 'ERR_TOLLGATE_COUNTER_LIMIT',
   unauthorized: 'ERR_TOLLGATE_UNAUTHORIZED',
+  journalFull: 'ERR_TOLLGATE_JOURNAL_FULL',
 } as const;
 
 /** A stable `ERR_TOLLGATE_*` code. */
@@ -105,6 +106,13 @@ export class ContentionError extends TollgateError {}
 export class RedisUnavailableError extends TollgateError {
   constructor(message: string, options?: { cause?: unknown }) {
     super(ERROR_CODES.redisUnavailable, message, options);
+  }
+}
+
+/** Fail-open cannot admit without Redis because its local journal is full: nothing was served unrecorded. */
+export class JournalFullError extends TollgateError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(ERROR_CODES.journalFull, message, options);
   }
 }
 

@@ -39,7 +39,7 @@ export function apiKeyAuth(options: ApiKeyAuthOptions): RequestHandler {
     tollgate: config.tollgate,
     identify: config.identify ?? null,
     timeoutMs: config.timeoutMs,
-    failOpenCache: null,
+    failOpenKeys: null,
   });
   return forwardRejections(async (req: Request, res: Response, next: NextFunction): Promise<void> => {
     try {

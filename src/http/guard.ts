@@ -2,14 +2,13 @@
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
 import { z } from 'zod';
 import { MAX_COST, breakdownOf, type Decision, type Outcome, type Reservation } from '../core/accounting.js';
-import { dayMember, utcDay, yyyymm } from '../core/cycle.js';
 import { AuthenticationError, ERROR_CODES, InvalidInputError, RedisUnavailableError, TollgateError } from '../core/errors.js';
 import { QUOTA_KINDS, type QuotaKind } from '../core/quota-kinds.js';
+import { FailOpenTollgate } from '../fail-open/fail-open-tollgate.js';
+import { LocalJournal, type FlushResult, type JournalStats } from '../fail-open/journal.js';
 import { toTollgateError } from '../redis/connection.js';
-import { neverSent, supportsFailOpen } from '../redis/fail-open-support.js';
 import { Tollgate, type Admission } from '../tollgate.js';
 import { Authenticator, type Identity, type IdentifyFunction } from './identity.js';
-import { LocalJournal, type FlushResult, type JournalStats, type UsageEntry } from './journal.js';
 import {
   HTTP_ERROR_CODES,
   HttpProblem,
@@ -17,12 +16,11 @@ import {
   problemOf,
   quotaExceeded,
   creditsExhausted,
-  redisDown,
+  headNotMetered,
   sendProblem,
   unauthorized,
-  unavailable,
 } from './problems.js';
-import { POLICY_NAME, secondsUntil, setRateLimitHeaders, type QuotaView } from './rate-limit-headers.js';
+import { POLICY_NAME, secondsUntil, setRateLimitHeaders } from './rate-limit-headers.js';
 
 /**
  * The units a request costs, computed before anything is counted: a bulk geocode of N rows
@@ -38,9 +36,9 @@ export type CostFunction = (req: Request, res: Response) => number | Promise<num
  */
 export interface TollgateLocals {
   identity?: Identity;
-  /** The admission: quota, used, remaining, resetsAt. Absent for fail-open admissions. */
+  /** The admission: quota, used, remaining, resetsAt (for a fail-open admission, as known locally). */
   decision?: Decision;
-  /** True when the request was admitted by fail-open, without Redis. */
+  /** True when the request was admitted by fail-open, without Redis (journaled). */
   failOpen?: boolean;
   empty?: boolean;
   outcome?: Outcome;
@@ -63,15 +61,20 @@ export interface QuotaGuardOptions {
   /**
    * Keep serving while Redis is down: callers verified recently are admitted against their
    * last known quota, and what they consume is journaled and written back later. Default false (503).
+   * `true` builds a {@link FailOpenTollgate} for this guard from the options below; pass one
+   * instead to share its journal with other guards or with service code calling `consume()`
+   * (then the journal options below must be left out, and its owner closes it).
    * Needs a Tollgate built on a client from `connectForFailOpen` (checked at construction).
    */
-  readonly failOpen?: boolean;
+  readonly failOpen?: boolean | FailOpenTollgate;
   /** Entries the local journal holds at most. Default 10 000. */
   readonly journalMaxEntries?: number;
   /** How long a verified key and a known quota may be relied on while Redis is down. Default 15 min. */
   readonly failOpenTtlMs?: number;
   /** Users whose key and quota are remembered for fail-open. Default 10 000. */
   readonly failOpenMaxUsers?: number;
+  /** App instances that may fail open at once; each admits locally only its share (see `FailOpenOptions.instances`). Default 1. */
+  readonly failOpenInstances?: number;
   /** How often the journal retries while it holds anything. Default 1000 ms. */
   readonly flushIntervalMs?: number;
   /** Where operational warnings go (never a key). Default `console.warn`. */
@@ -87,10 +90,11 @@ const optionsSchema = z.strictObject({
   identify: z.custom<IdentifyFunction>(isFunction, 'must be a function').optional(),
   policyName: z.string().regex(POLICY_NAME, 'letters, digits, "_", "." or "-", at most 64').optional(),
   timeoutMs: z.number().int().min(10).max(60_000).default(1000),
-  failOpen: z.boolean().default(false),
+  failOpen: z.union([z.boolean(), z.custom<FailOpenTollgate>((value) => value instanceof FailOpenTollgate, 'must be a boolean or a FailOpenTollgate')]).default(false),
   journalMaxEntries: z.number().int().min(1).max(1_000_000).default(10_000),
   failOpenTtlMs: z.number().int().min(1000).max(24 * 3_600_000).default(15 * 60_000),
   failOpenMaxUsers: z.number().int().min(1).max(1_000_000).default(10_000),
+  failOpenInstances: z.number().int().min(1).max(10_000).default(1),
   flushIntervalMs: z.number().int().min(10).max(60_000).default(1000),
   log: z.custom<(message: string) => void>(isFunction, 'must be a function').optional(),
 });
@@ -98,10 +102,11 @@ const optionsSchema = z.strictObject({
 /** {@link QuotaGuardOptions} as parsed: defaults filled in, frozen. */
 export interface ResolvedQuotaGuardOptions extends QuotaGuardOptions {
   readonly timeoutMs: number;
-  readonly failOpen: boolean;
+  readonly failOpen: boolean | FailOpenTollgate;
   readonly journalMaxEntries: number;
   readonly failOpenTtlMs: number;
   readonly failOpenMaxUsers: number;
+  readonly failOpenInstances: number;
   readonly flushIntervalMs: number;
 }
 
@@ -122,14 +127,6 @@ export interface QuotaGuard extends RequestHandler {
   close(): Promise<void>;
 }
 
-/** What fail-open knows about a user's quota from its last admission through Redis. */
-interface KnownQuota extends QuotaView {
-  readonly org: string | null;
-  readonly serviceType: string;
-  readonly softLimit: boolean;
-  readonly learnedAtMs: number;
-}
-
 /** Refuses options that cannot work, at construction: a misconfiguration never waits for the first request. */
 function parseOptions(options: QuotaGuardOptions): Readonly<ParsedOptions> {
   const parsed = optionsSchema.safeParse(options);
@@ -137,13 +134,15 @@ function parseOptions(options: QuotaGuardOptions): Readonly<ParsedOptions> {
     const detail = parsed.error.issues.map((issue) => `${issue.path.join('.') || 'options'}: ${issue.message}`);
     throw new InvalidInputError(ERROR_CODES.invalidOptions, `invalid quotaGuard options: ${detail.join('; ')}`);
   }
-  if (parsed.data.failOpen && !supportsFailOpen(parsed.data.tollgate.redis)) {
-    throw new InvalidInputError(
-      ERROR_CODES.invalidOptions,
-      'invalid quotaGuard options: failOpen needs a Tollgate whose ioredis client has enableOfflineQueue: false and ' +
-        'autoResendUnfulfilledCommands: false (see connectForFailOpen); otherwise a command that timed out could still ' +
-        'run when Redis returns and be counted twice',
-    );
+  const { failOpen, tollgate } = parsed.data;
+  if (failOpen instanceof FailOpenTollgate) {
+    const own = (['journalMaxEntries', 'failOpenTtlMs', 'failOpenMaxUsers', 'failOpenInstances'] as const).filter((key) => options[key] !== undefined);
+    if (failOpen.tollgate !== tollgate || own.length > 0) {
+      throw new InvalidInputError(
+        ERROR_CODES.invalidOptions,
+        `invalid quotaGuard options: a shared FailOpenTollgate must wrap this guard's tollgate and carries its own journal options (${own.join(', ') || 'tollgate'})`,
+      );
+    }
   }
   return Object.freeze(parsed.data);
 }
@@ -203,20 +202,36 @@ export function quotaGuard(options: QuotaGuardOptions): QuotaGuard {
   const log = config.log ?? ((message: string) => console.warn(message));
   const policy = config.policyName ?? config.kind;
   const { tollgate } = config;
+  // Fail-open lives in the library (src/fail-open/): the guard only routes decisions and settlements through it.
+  const ownsFailOpen = config.failOpen === true;
+  const failOpen: FailOpenTollgate | null =
+    config.failOpen instanceof FailOpenTollgate
+      ? config.failOpen
+      : config.failOpen
+        ? new FailOpenTollgate({
+            tollgate,
+            timeoutMs: config.timeoutMs,
+            flushIntervalMs: config.flushIntervalMs,
+            log,
+            journalMaxEntries: config.journalMaxEntries,
+            ttlMs: config.failOpenTtlMs,
+            maxUsers: config.failOpenMaxUsers,
+            instances: config.failOpenInstances,
+          })
+        : null;
   const authenticator = new Authenticator({
     tollgate,
     identify: config.identify ?? null,
     timeoutMs: config.timeoutMs,
-    failOpenCache: config.failOpen ? { ttlMs: config.failOpenTtlMs, maxEntries: config.failOpenMaxUsers } : null,
+    failOpenKeys: failOpen,
   });
-  const journal = new LocalJournal({
-    tollgate,
-    maxEntries: config.journalMaxEntries,
-    timeoutMs: config.timeoutMs,
-    flushIntervalMs: config.flushIntervalMs,
-    log,
-  });
-  const known = new Map<string, KnownQuota>();
+  // Without fail-open, settlements that cannot reach Redis still wait in a journal of their own.
+  const journal =
+    failOpen === null
+      ? new LocalJournal({ tollgate, maxEntries: config.journalMaxEntries, timeoutMs: config.timeoutMs, flushIntervalMs: config.flushIntervalMs, log })
+      : null;
+  const journalStats = (): JournalStats => (failOpen === null ? (journal as LocalJournal).stats() : failOpen.stats());
+  const flushJournal = (): Promise<FlushResult> => (failOpen === null ? (journal as LocalJournal).flush() : failOpen.flush());
   /** Admitted requests not yet ended and settled, and who waits for them all to be. */
   let open = 0;
   let drained: Array<() => void> = [];
@@ -248,78 +263,30 @@ export function quotaGuard(options: QuotaGuardOptions): QuotaGuard {
     });
   };
 
-  const remember = (decision: Decision): void => {
-    if (!config.failOpen) return;
-    known.delete(decision.user);
-    known.set(decision.user, {
-      org: decision.org,
-      serviceType: decision.serviceType,
-      softLimit: decision.softLimit,
-      quota: decision.quota,
-      used: decision.used,
-      cycleStart: decision.cycleStart,
-      resetsAt: decision.resetsAt,
-      learnedAtMs: Date.now(),
-    });
-    if (known.size > config.failOpenMaxUsers) known.delete(known.keys().next().value as string);
-  };
-
   const settleLater = (res: Response, reservation: Reservation): void => {
     whenEnded(res, (completed) => {
       const { outcome, invalidSplit } = outcomeOf(res, reservation.cost, completed);
       if (invalidSplit) log(`tollgate: res.locals.tollgate.outcome does not add up to the cost ${reservation.cost}; settled as a whole`);
-      // The admission charged a success already: only another outcome needs Redis.
-      if (isPlainSuccess(outcome, reservation.cost)) return undefined;
+      // The admission charged a success already: only another outcome needs Redis. A fail-open
+      // admission still held by the journal always completes its entry.
+      if (failOpen?.holds(reservation) !== true && isPlainSuccess(outcome, reservation.cost)) return undefined;
       return settleNow(reservation, outcome);
     });
   };
 
   const settleNow = async (reservation: Reservation, outcome: Outcome): Promise<void> => {
+    if (failOpen !== null) {
+      // Through Redis, or into the fail-open journal (its own reservations, or Redis away).
+      await failOpen.settle(reservation, outcome);
+      return;
+    }
     try {
       await tollgate.settle(reservation, outcome);
     } catch (error) {
       const typed = toTollgateError(error);
       if (!(typed instanceof RedisUnavailableError)) throw typed;
-      if (!journal.addSettle(reservation, outcome)) log('tollgate: journal full, a settlement was dropped: its units stay charged');
+      if (!(journal as LocalJournal).addSettle(reservation, outcome)) log('tollgate: journal full, a settlement was dropped: its units stay charged');
     }
-  };
-
-  /** Admission without Redis: only for a user this process admitted recently, against what it knew. */
-  const admitFailOpen = (res: Response, identity: Identity, cost: number, cause: TollgateError): void => {
-    const last = known.get(identity.user);
-    const nowMs = Date.now();
-    if (last === undefined || nowMs - last.learnedAtMs > config.failOpenTtlMs || nowMs >= last.resetsAt.getTime()) {
-      throw redisDown(cause);
-    }
-    if (!last.softLimit && (last.quota === 0 || last.used + cost > last.quota)) {
-      setRateLimitHeaders(res, policy, last, nowMs);
-      throw exceeded(last.quota, last.used, last.serviceType, cost, last.resetsAt, nowMs);
-    }
-    const today = utcDay(nowMs);
-    const entry = journal.reserveUsage({
-      user: identity.user,
-      org: last.org,
-      kind: config.kind,
-      serviceType: last.serviceType,
-      yyyymm: yyyymm(today.year, today.month),
-      day: dayMember(today.day),
-      cost,
-    });
-    if (entry === null) {
-      throw unavailable(HTTP_ERROR_CODES.journalFull, 'The quota service is unavailable and its local journal is full; retry later', 5, cause);
-    }
-    const updated: KnownQuota = { ...last, used: last.used + cost };
-    known.set(identity.user, updated);
-    setRateLimitHeaders(res, policy, updated, nowMs);
-    Object.assign(tollgateLocals(res), { identity, failOpen: true });
-    completeLater(res, entry);
-  };
-
-  const completeLater = (res: Response, entry: UsageEntry): void => {
-    whenEnded(res, (completed) => {
-      const { outcome } = outcomeOf(res, entry.cost, completed);
-      journal.completeUsage(entry, outcome);
-    });
   };
 
   const exceeded = (quota: number, used: number, serviceType: string, cost: number, resetsAt: Date, nowMs: number): HttpProblem =>
@@ -342,6 +309,8 @@ export function quotaGuard(options: QuotaGuardOptions): QuotaGuard {
 
   const handle = async (req: Request, res: Response, next: NextFunction): Promise<void> => {
     try {
+      // Express routes HEAD to GET handlers: refuse it before anything is read or counted.
+      if (req.method === 'HEAD') throw headNotMetered();
       // With our own API keys, the key is checked inside the consume: one round trip for both.
       const credentials = authenticator.custom ? null : authenticator.credentials(req);
       const identity: Identity = credentials === null ? await authenticator.identifyCustom(req, res) : { user: credentials.user };
@@ -357,21 +326,22 @@ export function quotaGuard(options: QuotaGuardOptions): QuotaGuard {
       }
       let admission: Admission;
       try {
-        admission = await tollgate.consume({ user: identity.user, kind: config.kind, cost, apiKey: credentials?.key });
+        const request = { user: identity.user, kind: config.kind, cost, apiKey: credentials?.key };
+        if (failOpen === null) {
+          admission = await tollgate.consume(request);
+        } else {
+          // Through Redis, or locally while Redis is away or this process's journal is not yet
+          // written back; it remembers and checks API keys itself (src/fail-open/fail-open-tollgate.ts).
+          const decided = await failOpen.consume(request);
+          if (decided.failOpen) tollgateLocals(res).failOpen = true;
+          admission = decided;
+        }
       } catch (error) {
         const typed = toTollgateError(error);
         if (typed instanceof AuthenticationError) throw unauthorized(false);
-        // Only a command refused before it was sent is certain never to be counted by Redis too.
-        if (config.failOpen && typed instanceof RedisUnavailableError && neverSent(typed)) {
-          const known = credentials === null ? identity : authenticator.whileRedisIsDown(credentials, typed);
-          admitFailOpen(res, known, cost, typed);
-          next();
-          return;
-        }
         throw problemOf(typed);
       }
-      if (credentials !== null) authenticator.remember(credentials);
-      if (journal.stats().size > 0) void journal.flush();
+      if (journal !== null && journal.stats().size > 0) void journal.flush();
       const nowMs = Date.now();
       setRateLimitHeaders(res, policy, admission, nowMs);
       if (admission.reason === 'credits_exhausted' && admission.credits !== null) {
@@ -387,7 +357,6 @@ export function quotaGuard(options: QuotaGuardOptions): QuotaGuard {
         // A refused cost is not in `used`: report usage as the quota saw it.
         throw exceeded(admission.quota, admission.used, admission.serviceType, cost, admission.resetsAt, nowMs);
       }
-      remember(admission);
       tollgateLocals(res).decision = admission;
       reportRefundOnFailure(res, policy, admission, cost);
       settleLater(res, admission.reservation);
@@ -409,15 +378,21 @@ export function quotaGuard(options: QuotaGuardOptions): QuotaGuard {
     drain,
     flush: async () => {
       await drain();
-      return journal.flush();
+      return flushJournal();
     },
-    journalStats: () => journal.stats(),
+    journalStats,
     close: async () => {
       await drain();
-      await journal.flush().catch(() => undefined);
-      const { size } = journal.stats();
+      if (failOpen !== null) {
+        // A shared FailOpenTollgate is closed by its owner; this guard's requests are settled into it by now.
+        if (ownsFailOpen) await failOpen.close();
+        return;
+      }
+      const own = journal as LocalJournal;
+      await own.flush().catch(() => undefined);
+      const { size } = own.stats();
       if (size > 0) log(`tollgate: closing with ${size} journal entries not written to Redis; they are lost`);
-      await journal.close();
+      await own.close();
     },
   });
 }

@@ -1,11 +1,10 @@
 // Who is calling: the user of `/u/:username/...` proven by its API key, or an app's own identify().
-import { timingSafeEqual } from 'node:crypto';
 import type { Request, Response } from 'express';
 import { sha256 } from '../core/api-keys.js';
 import { AuthenticationError, RedisUnavailableError, TollgateError } from '../core/errors.js';
-import { BoundedLru } from '../core/lru.js';
 import { nameProblem } from '../core/names.js';
 import { bounded, toTollgateError } from '../redis/connection.js';
+import type { FailOpenTollgate } from '../fail-open/fail-open-tollgate.js';
 import type { Tollgate } from '../tollgate.js';
 import { presentedKey } from './api-key.js';
 import { HTTP_ERROR_CODES, HttpProblem, internalError, redisDown, unauthorized } from './problems.js';
@@ -43,14 +42,12 @@ export interface AuthenticatorOptions {
   readonly tollgate: Tollgate;
   readonly identify: IdentifyFunction | null;
   readonly timeoutMs: number;
-  /** When set, keys verified recently are remembered so callers can be recognised while Redis is down. */
-  readonly failOpenCache: { readonly ttlMs: number; readonly maxEntries: number } | null;
+  /** When set (fail-open), keys verified against Redis are remembered there so callers can be recognised while Redis is down. */
+  readonly failOpenKeys: FailOpenKeys | null;
 }
 
-interface VerifiedKey {
-  readonly digest: Buffer;
-  readonly verifiedAtMs: number;
-}
+/** Where fail-open keeps digests of keys proven against Redis (a {@link FailOpenTollgate}). */
+export type FailOpenKeys = Pick<FailOpenTollgate, 'rememberKey' | 'recognisesKey'>;
 
 /** What a request presents: the user of its path and the API key it carries, checked for shape only. */
 export interface Credentials {
@@ -66,12 +63,9 @@ export interface Credentials {
  */
 export class Authenticator {
   readonly #options: AuthenticatorOptions;
-  // Only digests of keys that were proven against Redis; used only while Redis cannot be asked.
-  readonly #verified: BoundedLru<string, VerifiedKey> | null;
 
   constructor(options: AuthenticatorOptions) {
     this.#options = options;
-    this.#verified = options.failOpenCache === null ? null : new BoundedLru(options.failOpenCache.maxEntries);
   }
 
   /** True when the app identifies callers itself (no API key of ours to check). */
@@ -106,9 +100,7 @@ export class Authenticator {
 
   /** Whether fail-open may recognise the caller without Redis: it proved this very key recently. */
   whileRedisIsDown(credentials: Credentials, cause: TollgateError): Identity {
-    const known = this.#verified?.peek(credentials.user);
-    const ttlMs = this.#options.failOpenCache?.ttlMs ?? 0;
-    if (known !== undefined && Date.now() - known.verifiedAtMs <= ttlMs && timingSafeEqual(known.digest, sha256(credentials.key))) {
+    if (this.#options.failOpenKeys?.recognisesKey(credentials.user, sha256(credentials.key)) === true) {
       return Object.freeze({ user: credentials.user });
     }
     throw redisDown(cause);
@@ -116,7 +108,7 @@ export class Authenticator {
 
   /** Remembers a key Redis just accepted, for fail-open; does nothing unless fail-open is on. */
   remember(credentials: Credentials): void {
-    this.#verified?.set(credentials.user, { digest: sha256(credentials.key), verifiedAtMs: Date.now() });
+    this.#options.failOpenKeys?.rememberKey(credentials.user, sha256(credentials.key));
   }
 
   /** The caller as the app's own identify() says. */

@@ -25,5 +25,5 @@ export {
   type HttpErrorCode,
   type ProblemBody,
 } from './problems.js';
-export { type FlushResult, type JournalStats } from './journal.js';
+export { type FlushResult, type JournalStats } from '../fail-open/journal.js';
 export { FAIL_OPEN_CLIENT_OPTIONS, connectForFailOpen } from '../redis/fail-open-support.js';

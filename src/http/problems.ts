@@ -5,6 +5,7 @@ import {
   ERROR_CODES,
   InvalidConfigError,
   InvalidInputError,
+  JournalFullError,
   NotFoundError,
   RedisUnavailableError,
   type TollgateError,
@@ -27,7 +28,7 @@ export const HTTP_ERROR_CODES = {
   /** The client's own input is invalid; nothing was counted (400). */
   badRequest: 'ERR_TOLLGATE_BAD_REQUEST',
   /** Fail-open could not admit: its local journal is full (503). */
-  journalFull: 'ERR_TOLLGATE_JOURNAL_FULL',
+  journalFull: ERROR_CODES.journalFull,
   /** Redis is unreachable or too slow and the service fails closed (503). Same code as the client's error. */
   redisUnavailable: ERROR_CODES.redisUnavailable,
   /** Config or the day kept changing under the decision; retry (503). */
@@ -36,6 +37,8 @@ export const HTTP_ERROR_CODES = {
   invalidConfig: ERROR_CODES.invalidConfig,
   /** No such endpoint (404). */
   notFound: 'ERR_TOLLGATE_NOT_FOUND',
+  /** A method the guard does not meter, such as HEAD on a guarded GET (405); nothing counted. */
+  methodNotAllowed: 'ERR_TOLLGATE_METHOD_NOT_ALLOWED',
   /** Anything else that went wrong on the server (500). */
   internal: 'ERR_TOLLGATE_INTERNAL',
 } as const;
@@ -91,6 +94,23 @@ export function badRequest(detail: string, slug = 'bad-request', extensions: Rec
   // Extensions follow the standard members and can never replace them.
   const standard = { type: `${PROBLEM_TYPE_PREFIX}${slug}`, title: 'Bad request', status: 400, detail, code: HTTP_ERROR_CODES.badRequest };
   return new HttpProblem({ ...standard, ...extensions, ...standard });
+}
+
+/**
+ * A 405 for `HEAD` on a metered route: answering it would run the paid handler for free (a HEAD
+ * response has no body to settle), charging it would bill a request that returns nothing.
+ */
+export function headNotMetered(): HttpProblem {
+  return new HttpProblem(
+    {
+      type: `${PROBLEM_TYPE_PREFIX}method-not-allowed`,
+      title: 'Method not allowed',
+      status: 405,
+      detail: 'HEAD is not served on metered endpoints; use GET',
+      code: HTTP_ERROR_CODES.methodNotAllowed,
+    },
+    { Allow: 'GET' },
+  );
 }
 
 /** A 401; `missing` tells the caller it sent no key at all, else the key simply does not fit. */
@@ -227,6 +247,9 @@ export function redisDown(cause?: unknown): HttpProblem {
  * Tollgate does not know, 500 for broken config (the details stay in the server log).
  */
 export function problemOf(error: TollgateError): HttpProblem {
+  if (error instanceof JournalFullError) {
+    return unavailable(HTTP_ERROR_CODES.journalFull, 'The quota service is unavailable and its local journal is full; retry later', RETRY_AFTER_UNAVAILABLE_SECONDS, error);
+  }
   if (error instanceof RedisUnavailableError) return redisDown(error);
   if (error instanceof ContentionError) {
     return unavailable(HTTP_ERROR_CODES.contention, 'The account changed during the decision; retry', 1, error);

@@ -21,8 +21,11 @@ export function supportsFailOpen(client: RedisClient): boolean {
 }
 
 /**
- * Opens a client with {@link FAIL_OPEN_CLIENT_OPTIONS} and resolves once it is ready (commands
- * before that would fail, there being no queue). It keeps reconnecting in the background.
+ * Opens a client with {@link FAIL_OPEN_CLIENT_OPTIONS} and resolves once it is ready. It is
+ * async because such a client has no offline queue: every command sent before the connection
+ * is up fails at once, so a client handed out before then would answer the first requests with
+ * 503 (or fall open for nobody). Rejects when Redis cannot be reached within `timeoutMs`. Once
+ * connected it keeps reconnecting in the background; attach an `error` listener.
  */
 export async function connectForFailOpen(url: string, timeoutMs: number): Promise<Redis> {
   const client = new Redis(url, {

@@ -1,4 +1,4 @@
-// Writes one fail-open journal entry's usage increments to Redis exactly once (lua/apply-once.lua).
+// Writes fail-open journal entries' usage increments to Redis, many per script call, each exactly once (lua/apply-once.lua).
 import type { Increment } from '../core/accounting.js';
 import { InvalidConfigError } from '../core/errors.js';
 import { journalMarkerKey } from '../core/keys.js';
@@ -8,29 +8,55 @@ import { defineScripts, runApplyOnce } from './scripts.js';
 /** How long a written entry's marker is kept: far longer than any retry of the same process. */
 export const JOURNAL_MARKER_TTL_MS = 7 * 24 * 3_600_000;
 
-/** What {@link writeJournalEntry} did. */
-export type WriteBackStatus = 'written' | 'already_written';
+/** Entries written per script call at most: bounds how long one call holds Redis. */
+export const JOURNAL_BATCH_MAX = 500;
+
+/** What the write-back did with one entry. */
+export type WriteBackStatus = 'written' | 'already_written' | 'wrong_type';
+
+/** One journal write: the increments of an entry (or of one phase of it) under its own marker id. */
+export interface JournalWrite {
+  /** Names the marker `tollgate:journal:<markerId>`; the same id is never used for other increments. */
+  readonly markerId: string;
+  /** Day member the increments land on, "01".."31". */
+  readonly day: string;
+  readonly increments: readonly Increment[];
+}
 
 /**
- * Applies `increments` at day member `day` and marks the entry written, in one atomic step,
- * unless the marker already exists. Throws {@link InvalidConfigError} when a key holds the
- * wrong type (nothing written); anything the client throws passes through for the caller.
+ * Applies each write's increments and marks it written, in one atomic script call per
+ * {@link JOURNAL_BATCH_MAX} writes, skipping writes whose marker exists. Answers one status
+ * per write, in order; a write meeting a key of the wrong type writes nothing ('wrong_type').
+ * Anything the client throws passes through for the caller (the batch then may or may not
+ * have run: repeating it is safe, the markers see to that).
+ */
+export async function writeJournalBatch(client: RedisClient, writes: readonly JournalWrite[]): Promise<WriteBackStatus[]> {
+  defineScripts(client);
+  const statuses: WriteBackStatus[] = [];
+  for (let start = 0; start < writes.length; start += JOURNAL_BATCH_MAX) {
+    const chunk = writes.slice(start, start + JOURNAL_BATCH_MAX);
+    const replies = await runApplyOnce(client, {
+      markerTtlMs: JOURNAL_MARKER_TTL_MS,
+      entries: chunk.map((write) => ({ markerKey: journalMarkerKey(write.markerId), day: write.day, increments: write.increments })),
+    });
+    for (const reply of replies) statuses.push(reply === 'applied' ? 'written' : reply === 'already_applied' ? 'already_written' : 'wrong_type');
+  }
+  return statuses;
+}
+
+/**
+ * Writes one entry (a batch of one). Throws {@link InvalidConfigError} when a key holds the
+ * wrong type (nothing written).
  */
 export async function writeJournalEntry(
   client: RedisClient,
   entryId: string,
   day: string,
   increments: readonly Increment[],
-): Promise<WriteBackStatus> {
-  defineScripts(client);
-  const markerKey = journalMarkerKey(entryId);
-  const reply = await runApplyOnce(client, { markerKey, day, markerTtlMs: JOURNAL_MARKER_TTL_MS, increments });
-  switch (reply) {
-    case 'applied':
-      return 'written';
-    case 'already_applied':
-      return 'already_written';
-    case 'wrong_type':
-      throw new InvalidConfigError(markerKey, '', 'a key of this journal entry holds the wrong Redis type; nothing was written');
+): Promise<'written' | 'already_written'> {
+  const [status] = await writeJournalBatch(client, [{ markerId: entryId, day, increments }]);
+  if (status === 'wrong_type' || status === undefined) {
+    throw new InvalidConfigError(journalMarkerKey(entryId), '', 'a key of this journal entry holds the wrong Redis type; nothing was written');
   }
+  return status;
 }

@@ -418,28 +418,53 @@ export async function runConfigWrite(client: RedisClient, write: ConfigWrite): P
   }
 }
 
-/** What the apply-once script did. */
+/** What the apply-once script did with one entry. */
 export type ApplyOnceReply = 'applied' | 'already_applied' | 'wrong_type';
 
-/** Runs lua/apply-once.lua: `increments` at `day`, unless `markerKey` says they were applied. */
+/** One entry of an apply-once batch: `increments` at `day`, unless `markerKey` says they were applied. */
+export interface ApplyOnceEntry {
+  readonly markerKey: string;
+  readonly day: string;
+  readonly increments: readonly Increment[];
+}
+
+/** Runs lua/apply-once.lua over a batch of entries; one reply per entry, in order. */
 export async function runApplyOnce(
   client: RedisClient,
-  input: { readonly markerKey: string; readonly day: string; readonly markerTtlMs: number; readonly increments: readonly Increment[] },
-): Promise<ApplyOnceReply> {
-  const keys = [input.markerKey, ...input.increments.map((inc) => inc.key)];
-  const args = [input.day, input.markerTtlMs, ...input.increments.map((inc) => inc.delta)];
-  const reply = arrayReply(await commandOf(client, SCRIPTS.applyOnce)(keys.length, ...keys, ...args), 'apply-once');
-  const status = integerAt(reply, 0, 'apply-once');
-  switch (status) {
-    case 1:
-      return 'applied';
-    case 2:
-      return 'already_applied';
-    case 5:
-      return 'wrong_type';
-    default:
-      throw new UnexpectedReplyError(`apply-once: unknown status ${status}`);
-  }
+  input: { readonly markerTtlMs: number; readonly entries: readonly ApplyOnceEntry[] },
+): Promise<ApplyOnceReply[]> {
+  const keys: string[] = [];
+  const indexes = new Map<string, number>();
+  const indexOf = (key: string): number => {
+    let index = indexes.get(key);
+    if (index === undefined) {
+      index = keys.push(key);
+      indexes.set(key, index);
+    }
+    return index;
+  };
+  const entries = input.entries.map((entry) => ({
+    m: indexOf(entry.markerKey),
+    d: entry.day,
+    k: entry.increments.map((inc) => indexOf(inc.key)),
+    v: entry.increments.map((inc) => String(inc.delta)),
+  }));
+  const bag = JSON.stringify({ ttl: input.markerTtlMs, entries });
+  const reply = arrayReply(await commandOf(client, SCRIPTS.applyOnce)(keys.length, ...keys, bag), 'apply-once');
+  if (reply.length !== entries.length) throw new UnexpectedReplyError(`apply-once: ${reply.length} statuses for ${entries.length} entries`);
+  return reply.map((_, index) => {
+    const status = integerAt(reply, index, 'apply-once');
+    switch (status) {
+      case 1:
+        return 'applied';
+      case 2:
+        return 'already_applied';
+      case 5:
+        return 'wrong_type';
+      default:
+        throw new UnexpectedReplyError(`apply-once: unknown status ${status}`);
+    }
+  });
 }
 
 /** What the usage-repair script did. */

@@ -1,7 +1,4 @@
 // Fail-open over real HTTP: serve from the local journal while Redis is down, write it back when Redis returns.
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import express, { type ErrorRequestHandler, type Express } from 'express';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
@@ -10,37 +7,8 @@ import { connectForFailOpen, markEmpty, quotaGuard, type QuotaGuard } from '../.
 import { journalMarkerKey } from '../../src/core/keys.js';
 import { writeJournalEntry } from '../../src/redis/journal-writeback.js';
 import { uniqueName, writeOrg, writeUser } from '../helpers/fixtures.js';
-import { freePort, startPrivateRedis, type PrivateRedis } from '../../demo/src/private-server.js';
+import { RestartableRedis } from '../helpers/restartable-redis.js';
 import { call, serveForFile } from './support.js';
-
-/** A redis-server on a fixed port with an append-only file, so it can be stopped and started again with its data. */
-class RestartableRedis {
-  readonly port: number;
-  readonly dir: string;
-  #server: PrivateRedis | null = null;
-
-  constructor(port: number) {
-    this.port = port;
-    this.dir = mkdtempSync(join(tmpdir(), 'tollgate-failopen-'));
-  }
-
-  get url(): string {
-    return `redis://127.0.0.1:${this.port}`;
-  }
-
-  async start(): Promise<void> {
-    this.#server = await startPrivateRedis({
-      port: this.port,
-      args: ['--appendonly', 'yes', '--appendfsync', 'always', '--dir', this.dir],
-    });
-  }
-
-  async stop(): Promise<void> {
-    const server = this.#server;
-    this.#server = null;
-    await server?.stop();
-  }
-}
 
 let redis: RestartableRedis;
 let tollgate: Tollgate;
@@ -50,8 +18,7 @@ const servers = serveForFile();
 const warnings: string[] = [];
 
 beforeAll(async () => {
-  redis = new RestartableRedis(await freePort());
-  await redis.start();
+  redis = await RestartableRedis.start();
   client = await connectForFailOpen(redis.url, 300);
   client.on('error', () => undefined);
   tollgate = new Tollgate({ redis: client, timeoutMs: 300 });
@@ -61,8 +28,7 @@ beforeAll(async () => {
 afterAll(async () => {
   client?.disconnect();
   admin?.disconnect();
-  await redis?.stop();
-  rmSync(redis.dir, { recursive: true, force: true });
+  await redis?.dispose();
 });
 
 const quiet: ErrorRequestHandler = (_error, _req, res, _next) => {

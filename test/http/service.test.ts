@@ -1,4 +1,7 @@
 // First run and shutdown of the demo service: Redis discovery, a private redis-server, seeding, graceful stop.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { afterAll, describe, expect, it } from 'vitest';
 import { DEMO_ACCOUNTS, resolveRedis, seedDemo } from '../../demo/src/bootstrap.js';
@@ -15,13 +18,15 @@ const deadUrl = async (): Promise<string> => `redis://127.0.0.1:${await freePort
 describe('finding a Redis', () => {
   it('starts a private redis-server when nothing answers at the default URL, and says so', async () => {
     const messages: string[] = [];
-    const found = await resolveRedis({ defaultUrl: await deadUrl(), log: (m) => messages.push(m) });
+    const dataDir = mkdtempSync(join(tmpdir(), 'tollgate-service-'));
+    const found = await resolveRedis({ defaultUrl: await deadUrl(), dataDir, log: (m) => messages.push(m) });
     try {
       expect(found.private).toBe(true);
       expect(await redisAnswers(found.url)).toBe(true);
       expect(messages.join('\n')).toContain('started a private redis-server');
     } finally {
       await found.stop();
+      rmSync(dataDir, { recursive: true, force: true });
     }
     expect(await redisAnswers(found.url)).toBe(false);
   });
