@@ -23,6 +23,7 @@ export {
   type FailOpenAdmission,
   type FailOpenOptions,
   type FailOpenSettleResult,
+  type ResolvedFailOpenOptions,
 } from './fail-open/fail-open-tollgate.js';
 export { createAdminRouter, type AdminChange, type AdminRouterOptions } from './admin/router.js';
 export {

@@ -56,7 +56,18 @@ const optionsSchema = z.strictObject({
   log: z.custom<(message: string) => void>((value) => typeof value === 'function', 'must be a function').optional(),
 });
 
-type ParsedOptions = z.output<typeof optionsSchema>;
+/** {@link FailOpenOptions} as parsed: defaults filled in, frozen. */
+export interface ResolvedFailOpenOptions extends FailOpenOptions {
+  readonly journalMaxEntries: number;
+  readonly ttlMs: number;
+  readonly maxUsers: number;
+  readonly instances: number;
+  readonly flushIntervalMs: number;
+  readonly timeoutMs: number;
+}
+
+// The schema's output must fit the published interface: the constructor stores one as the other.
+type ParsedOptions = ResolvedFailOpenOptions;
 
 /** An admission, and whether it was decided here without Redis (`failOpen: true`, journaled). */
 export type FailOpenAdmission = Admission & {
@@ -169,7 +180,7 @@ export class FailOpenTollgate {
   }
 
   /** The parsed, frozen options. */
-  get options(): Readonly<ParsedOptions> {
+  get options(): Readonly<ResolvedFailOpenOptions> {
     return this.#options;
   }
 
