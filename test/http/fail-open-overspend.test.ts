@@ -88,7 +88,7 @@ async function outageRun(instances: readonly Instance[], quota: number): Promise
   for (const instance of instances) {
     await vi.waitFor(async () => expect((await instance.guard.flush()).remaining).toBe(0), { timeout: 10_000, interval: 100 });
   }
-  const counted = (await instances[0]!.tollgate.usage({ user }, 'geocoding')).used;
+  const counted = (await instances[0]!.tollgate.usage({ user, kind: 'geocoding' })).used;
   const phases = [ok(before), ok(during), ok(after)];
   return { served: phases.reduce((a, b) => a + b, 0), counted, phases };
 }

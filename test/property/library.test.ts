@@ -152,7 +152,7 @@ async function run(operation: Operation): Promise<boolean> {
       return false;
     }
     case 'quota': {
-      const info = (await call.quota!(operation.user, operation.kind)) as { quota: number; used: number; remaining: number };
+      const info = (await call.quota!({ user: operation.user, kind: operation.kind })) as { quota: number; used: number; remaining: number };
       expect(info.remaining).toBe(Math.max(0, info.quota - info.used));
       return false;
     }
@@ -183,7 +183,7 @@ describe('the library under arbitrary input', () => {
     expect(reservations.length).toBeGreaterThan(20);
     // However it was hammered, the hard-limited user never went past its quota.
     for (const kind of QUOTA_KINDS) {
-      const info = await tollgate.quota(users.hard, kind);
+      const info = await tollgate.quota({ user: users.hard, kind });
       expect(info.used).toBeLessThanOrEqual(info.quota);
     }
   });

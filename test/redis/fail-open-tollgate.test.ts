@@ -93,8 +93,8 @@ describe('FailOpenTollgate', () => {
       expect(flushed).toEqual({ written: 4, remaining: 0 });
       expect(await failOpen.flush()).toEqual({ written: 0, remaining: 0 });
       const expected = { success_responses: 3, empty_responses: 1, failed_responses: 1, total_requests: 5, isolines_generated: 0 };
-      expect((await tollgate.usage({ user: alice }, 'geocoding')).metrics).toEqual(expected);
-      expect((await tollgate.usage({ org }, 'geocoding')).metrics).toEqual(expected);
+      expect((await tollgate.usage({ user: alice, kind: 'geocoding' })).metrics).toEqual(expected);
+      expect((await tollgate.usage({ org, kind: 'geocoding' })).metrics).toEqual(expected);
       // Through Redis again: 4 used of 6.
       expect(await failOpen.consume({ user: alice, kind: 'geocoding', cost: 3 })).toMatchObject({ allowed: false, failOpen: false, used: 4 });
     } finally {
@@ -116,14 +116,14 @@ describe('FailOpenTollgate', () => {
       // Redis alone holds 5; with the journal it is 10: the decision must see 10.
       const next = await failOpen.consume({ user, kind: 'geocoding' });
       expect(next).toMatchObject({ allowed: false, failOpen: false, used: 10 });
-      expect((await tollgate.usage({ user }, 'geocoding')).metrics).toMatchObject({ success_responses: 10, total_requests: 10 });
+      expect((await tollgate.usage({ user, kind: 'geocoding' })).metrics).toMatchObject({ success_responses: 10, total_requests: 10 });
       expect(failOpen.stats()).toMatchObject({ size: 5, unwrittenUnits: 0 });
 
       // Two of them fail: their refunds are written under markers of their own, once.
       for (const [index, reservation] of running.entries()) await failOpen.settle(reservation, index < 2 ? 'failed' : 'success');
       expect(await failOpen.flush()).toEqual({ written: 5, remaining: 0 });
       expect(await failOpen.flush()).toEqual({ written: 0, remaining: 0 });
-      expect((await tollgate.usage({ user }, 'geocoding')).metrics).toMatchObject({
+      expect((await tollgate.usage({ user, kind: 'geocoding' })).metrics).toMatchObject({
         success_responses: 8,
         failed_responses: 2,
         total_requests: 10,
@@ -149,7 +149,7 @@ describe('FailOpenTollgate', () => {
       const scriptCalls = [...stats.matchAll(/cmdstat_(?:evalsha|eval):calls=(\d+)/g)].reduce((sum, match) => sum + Number(match[1]), 0);
       expect(scriptCalls).toBeGreaterThanOrEqual(3);
       expect(scriptCalls).toBeLessThanOrEqual(4); // 3 batches, plus a NOSCRIPT fallback after the restart
-      expect((await tollgate.usage({ user }, 'geocoding')).metrics).toMatchObject({ success_responses: 1201, total_requests: 1201 });
+      expect((await tollgate.usage({ user, kind: 'geocoding' })).metrics).toMatchObject({ success_responses: 1201, total_requests: 1201 });
     } finally {
       await failOpen.close();
     }
