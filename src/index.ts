@@ -60,6 +60,35 @@ export {
   type ReportMetric,
   type ReportRowsOptions,
 } from './admin/reports.js';
+export { adminPaths, ADMIN_SECURITY_SCHEMES } from './admin/openapi.js';
+export { dashboardPaths } from './admin/dashboard/openapi.js';
+export { body, examplesIn, jsonResponse, problemResponse, problemSchema, type ExampleBody } from './http/openapi-common.js';
+export {
+  NOOP_OBSERVER,
+  DECISION_RESULTS,
+  combineObservers,
+  type DecisionEvent,
+  type DecisionResult,
+  type JournalFigures,
+  type RedisErrorEvent,
+  type RedisOperation,
+  type SettleEvent,
+  type SettleOutcome,
+  type SettleStatus,
+  type TollgateLogger,
+  type TollgateObserver,
+  type UnitsEvent,
+} from './core/observer.js';
+export { createMetrics, type MetricsOptions, type TollgateMetrics } from './observability/metrics.js';
+export {
+  REDACTED_PATHS,
+  SILENT_LOGGER,
+  createLogger,
+  loggingObserver,
+  scrubSecrets,
+  type LoggerSettings,
+  type LoggingObserverOptions,
+} from './observability/logging.js';
 export { TIME_FRAMES, type DayFrame, type TimeFrame } from './admin/inputs.js';
 export { QUOTA_KINDS, METRICS, isQuotaKind, quotaKindSpec, type Metric, type QuotaKind, type QuotaKindSpec } from './core/quota-kinds.js';
 export type { RedisClient } from './redis/connection.js';

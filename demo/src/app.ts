@@ -1,6 +1,7 @@
 // The demo geocoding and isolines service: an Express app that uses Tollgate's middleware as any customer would.
 import express, { type ErrorRequestHandler, type Express, type Request, type Response } from 'express';
 import { z } from 'zod';
+import type { Registry } from 'prom-client';
 import {
   ERROR_CODES,
   HTTP_ERROR_CODES,
@@ -23,13 +24,16 @@ import {
   type QuotaGuard,
   type QuotaInfo,
   type QuotaKind,
+  type TollgateLogger,
 } from 'tollgate';
 import type { GeocodingProvider, Place } from './gazetteer.js';
 import { DEFAULT_LIMITS, limitsSchema, parseBulkBody, parseGeocodeQuery, parseIsolinesQuery, parseRouteQuery, type DemoLimits } from './inputs.js';
 import type { IsolinesProvider, IsolinesRequest } from './isolines.js';
 import { StraightLineRouting, type RouteRequest, type RoutingProvider } from './routing.js';
+import { apiDescription } from './openapi-routes.js';
+import { readiness } from './readiness.js';
 
-/** What `GET /readyz` reports: ready, or why not. */
+/** The service's own check behind `GET /readyz`: ready, or why not. */
 export type Readiness = { readonly ready: true; readonly [detail: string]: unknown } | { readonly ready: false; readonly reason: string };
 
 /** Options of {@link createDemoApp}. */
@@ -45,8 +49,10 @@ export interface DemoAppOptions {
   readonly failOpen?: readonly QuotaKind[];
   /** Passed to each guard; tests shorten it. */
   readonly flushIntervalMs?: number;
-  /** Operational warnings. Default `console.warn`. */
-  readonly log?: (message: string) => void;
+  /** Where the demo and its guards log (a pino logger). Default the Tollgate client's `logger`. */
+  readonly logger?: TollgateLogger;
+  /** When set, served at `GET /metrics` in Prometheus text format (`createMetrics().registry`). */
+  readonly metrics?: Registry;
   /** When set, the admin API (docs/admin.md) is mounted at `/admin` behind this bearer token. */
   readonly adminToken?: string;
   /** Checks behind `GET /readyz` beyond Redis answering (the service re-seeds lost demo accounts). Default none. */
@@ -61,7 +67,8 @@ const optionsSchema = z.strictObject({
   limits: limitsSchema.optional(),
   failOpen: z.array(z.enum(QUOTA_KINDS as [QuotaKind, ...QuotaKind[]])).optional(),
   flushIntervalMs: z.number().int().min(10).max(60_000).optional(),
-  log: z.custom<(message: string) => void>((value) => typeof value === 'function', 'must be a function').optional(),
+  logger: z.custom<TollgateLogger>((value) => typeof (value as TollgateLogger | null)?.warn === 'function', 'must be a logger (pino)').optional(),
+  metrics: z.custom<Registry>((value) => typeof (value as Registry | null)?.metrics === 'function', 'must be a prom-client Registry').optional(),
   adminToken: z.string().min(16, 'must be at least 16 characters').optional(),
   readiness: z.custom<() => Promise<Readiness>>((value) => typeof value === 'function', 'must be a function').optional(),
 });
@@ -119,10 +126,10 @@ export function createDemoApp(options: DemoAppOptions): DemoApp {
   const limits: DemoLimits = Object.freeze({ ...DEFAULT_LIMITS, ...config.limits });
   const { tollgate, geocoder, isolines } = config;
   const routing = config.routing ?? new StraightLineRouting();
-  const log = config.log ?? ((message: string) => console.warn(message));
+  const log = config.logger ?? tollgate.logger;
   const failOpen = new Set(config.failOpen ?? []);
   const guardExtras = {
-    log,
+    logger: log,
     ...(config.flushIntervalMs === undefined ? {} : { flushIntervalMs: config.flushIntervalMs }),
   };
 
@@ -170,36 +177,22 @@ export function createDemoApp(options: DemoAppOptions): DemoApp {
   app.disable('x-powered-by');
   app.set('query parser', 'simple');
 
-  app.get('/healthz', async (_req, res) => {
-    let redis: 'up' | 'down' = 'up';
-    try {
-      await withTimeout(1000, tollgate.redis.ping());
-    } catch {
-      redis = 'down';
-    }
-    res.status(redis === 'up' ? 200 : 503).json({
-      status: redis === 'up' ? 'ok' : 'degraded',
-      redis,
-      journal: { geocoding: geocodingGuard.journalStats(), isolines: isolinesGuard.journalStats(), routing: routingGuard.journalStats() },
-    });
+  const guards = { geocoding: geocodingGuard, isolines: isolinesGuard, routing: routingGuard };
+  // Liveness: the process answers. Redis is readiness's business, not a reason to restart.
+  app.get('/healthz', (_req, res) => {
+    res.json({ status: 'ok', journal: { geocoding: geocodingGuard.journalStats(), isolines: isolinesGuard.journalStats(), routing: routingGuard.journalStats() } });
   });
-
-  // Ready = Redis answers and the service's own checks pass; 503 says why not.
   app.get('/readyz', async (_req, res) => {
-    try {
-      await withTimeout(1000, tollgate.redis.ping());
-    } catch {
-      res.status(503).json({ status: 'not ready', reason: 'Redis does not answer' });
-      return;
-    }
-    const checked = config.readiness === undefined ? ({ ready: true } as const) : await config.readiness();
-    if (!checked.ready) {
-      res.status(503).json({ status: 'not ready', reason: checked.reason });
-      return;
-    }
-    const { ready: _ready, ...details } = checked;
-    res.json({ status: 'ready', redis: 'up', ...details });
+    const state = await readiness(tollgate, guards, config.readiness);
+    res.status(state.ready ? 200 : 503).json({ status: state.ready ? 'ready' : 'not ready', ...state });
   });
+  if (config.metrics !== undefined) {
+    const registry = config.metrics;
+    app.get('/metrics', async (_req, res) => {
+      res.type(registry.contentType).send(await registry.metrics());
+    });
+  }
+  app.use(apiDescription({ admin: config.adminToken !== undefined, metrics: config.metrics !== undefined }));
 
   const base = '/u/:username/api/v1';
 
@@ -305,21 +298,8 @@ export function createDemoApp(options: DemoAppOptions): DemoApp {
   };
 }
 
-/** Resolves as `promise` does, or rejects after `timeoutMs`: a silent Redis must not hang the health check. */
-async function withTimeout<T>(timeoutMs: number, promise: Promise<T>): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs);
-  });
-  try {
-    return await Promise.race([promise, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
 /** Body parser errors become 400s; everything else a 500 whose cause stays in the log. */
-function errorHandler(log: (message: string) => void): ErrorRequestHandler {
+function errorHandler(log: TollgateLogger): ErrorRequestHandler {
   return (error: unknown, _req, res, next) => {
     if (res.headersSent) {
       next(error);
@@ -349,11 +329,11 @@ function errorHandler(log: (message: string) => void): ErrorRequestHandler {
     }
     if (error instanceof TollgateError) {
       const problem = problemOf(error);
-      if (problem.status >= 500) log(`demo: ${error.code}: ${error.message}`);
+      if (problem.status >= 500) log.error({ event: 'demo.request_failed', code: error.code, error: error.message }, problem.body.title);
       sendProblem(res, problem);
       return;
     }
-    log(`demo: ${error instanceof Error ? error.stack ?? error.message : String(error)}`);
+    log.error({ event: 'demo.request_failed', code: HTTP_ERROR_CODES.internal, error: error instanceof Error ? error.message : String(error), stack: error instanceof Error ? error.stack : undefined }, 'request failed on the server');
     sendProblem(res, new HttpProblem({
       type: `${PROBLEM_TYPE_PREFIX}internal`,
       title: 'Internal server error',

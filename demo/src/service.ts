@@ -2,7 +2,18 @@
 import { once } from 'node:events';
 import { createServer, type RequestListener, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { Tollgate, connectForFailOpen, isQuotaKind, type QuotaKind } from 'tollgate';
+import {
+  Tollgate,
+  combineObservers,
+  connectForFailOpen,
+  createLogger,
+  createMetrics,
+  isQuotaKind,
+  loggingObserver,
+  type QuotaKind,
+  type TollgateLogger,
+  type TollgateMetrics,
+} from 'tollgate';
 import { createDemoApp, type DemoApp } from './app.js';
 import { DEMO_QUOTAS, missingDemoAccounts, resolveRedis, seedDemo, type DemoRedis, type SeededUser } from './bootstrap.js';
 import { CitiesGazetteer, type GeocodingProvider } from './gazetteer.js';
@@ -62,7 +73,10 @@ export interface DemoServiceOptions {
   readonly serverLimits?: Partial<ServerLimits>;
   /** How long shutdown waits for in-flight requests before cutting connections. Default 10 s. */
   readonly shutdownGraceMs?: number;
+  /** Prints the start-up text (Redis choice, banner): plain lines meant for a person. */
   readonly log: (message: string) => void;
+  /** Structured logs (pino). Default {@link createLogger}: JSON on stderr, pretty on a terminal. */
+  readonly logger?: TollgateLogger;
 }
 
 /** A running demo. */
@@ -72,6 +86,8 @@ export interface DemoService {
   readonly redis: DemoRedis;
   readonly demo: DemoApp;
   readonly tollgate: Tollgate;
+  /** The metrics served at /metrics. */
+  readonly metrics: TollgateMetrics;
   readonly accounts: { readonly user: SeededUser; readonly smallUser: SeededUser };
   /**
    * Stops accepting connections, lets in-flight requests finish and settle, writes what the
@@ -90,7 +106,7 @@ export function parseFailOpen(raw: string | undefined): QuotaKind[] {
   });
 }
 
-function banner(url: string, accounts: DemoService['accounts']): string {
+function banner(url: string, accounts: DemoService['accounts'], admin: boolean): string {
   const lines = [`Tollgate demo listening on ${url}`];
   const { user, smallUser } = accounts;
   if (user.key === null || smallUser.key === null) {
@@ -119,7 +135,19 @@ function banner(url: string, accounts: DemoService['accounts']): string {
       `  curl -i '${url}/u/${smallUser.user}/api/v1/isolines?lat=40.4168&lon=-3.7038&range=300,600,900&api_key=${smallUser.key}'`,
     );
   }
-  lines.push('', `Health: curl ${url}/healthz   Readiness (re-seeds lost demo accounts): curl ${url}/readyz`, 'Stop with Ctrl-C (SIGINT) or SIGTERM.');
+  lines.push(
+    '',
+    `Health: curl ${url}/healthz   Readiness (re-seeds lost demo accounts): curl ${url}/readyz`,
+    `Metrics (Prometheus): curl ${url}/metrics`,
+    `API reference: ${url}/docs (OpenAPI 3.1: ${url}/openapi.json)`,
+  );
+  if (admin) {
+    lines.push(
+      `Admin API: ${url}/admin (Authorization: Bearer $TOLLGATE_ADMIN_TOKEN), see docs/admin.md`,
+      `Usage dashboard: ${url}/admin/dashboard (log in with $TOLLGATE_ADMIN_TOKEN)`,
+    );
+  }
+  lines.push('Stop with Ctrl-C (SIGINT) or SIGTERM.');
   return lines.join('\n');
 }
 
@@ -162,8 +190,10 @@ export async function startDemo(options: DemoServiceOptions): Promise<DemoServic
     await redis.stop();
     throw error;
   });
-  client.on('error', () => undefined); // reconnects in the background; requests answer 503 meanwhile
-  const tollgate = new Tollgate({ redis: client });
+  // Tollgate listens to the client's errors: one log line when Redis goes away, one when it is back.
+  const logger = options.logger ?? createLogger();
+  const metrics = createMetrics();
+  const tollgate = new Tollgate({ redis: client, logger, observer: combineObservers(metrics.observer, loggingObserver(logger)) });
   try {
     const accounts = await seedDemo(tollgate.redis);
     const reseed = demoReseeder(tollgate, { user: accounts.user.key, smallUser: accounts.smallUser.key }, options.log);
@@ -182,7 +212,8 @@ export async function startDemo(options: DemoServiceOptions): Promise<DemoServic
       geocoder: options.geocoder ?? CitiesGazetteer.load(),
       isolines: options.isolines ?? new StraightLineIsolines(),
       failOpen: options.failOpen ?? [],
-      log: options.log,
+      logger,
+      metrics: metrics.registry,
       ...(options.adminToken ? { adminToken: options.adminToken } : {}),
     });
     server = limitedServer(demo.app, { ...DEFAULT_SERVER_LIMITS, ...options.serverLimits });
@@ -191,10 +222,8 @@ export async function startDemo(options: DemoServiceOptions): Promise<DemoServic
     const address = server.address() as AddressInfo;
     const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
     const url = `http://${host}:${address.port}`;
-    options.log(banner(url, accounts));
-    if (options.adminToken) {
-      options.log(`Admin API: ${url}/admin (Authorization: Bearer $TOLLGATE_ADMIN_TOKEN), see docs/admin.md`);
-    }
+    options.log(banner(url, accounts, Boolean(options.adminToken)));
+    logger.info({ event: 'demo.listening', url, failOpen: options.failOpen ?? [], admin: Boolean(options.adminToken), privateRedis: redis.private }, 'demo listening');
     const listening = server;
     let stopping: Promise<void> | undefined;
     const shutdown = (): Promise<void> => {
@@ -210,7 +239,7 @@ export async function startDemo(options: DemoServiceOptions): Promise<DemoServic
       })();
       return stopping;
     };
-    return { url, redis, demo, tollgate, accounts, shutdown };
+    return { url, redis, demo, tollgate, metrics, accounts, shutdown };
   } catch (error) {
     server?.close();
     client.disconnect();

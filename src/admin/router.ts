@@ -19,6 +19,7 @@ import type { QuotaKind } from '../core/quota-kinds.js';
 import { HTTP_ERROR_CODES, HttpProblem, PROBLEM_TYPE_PREFIX, sendProblem, type HttpErrorCode } from '../http/problems.js';
 import { serverTimeMs } from '../redis/accounts.js';
 import type { Tollgate } from '../tollgate.js';
+import { dashboardApi, dashboardAssets } from './dashboard/router.js';
 import { bodies, parseInput, values } from './inputs.js';
 import { AdminOperations, type AdminTarget, type Warnings } from './operations.js';
 import {
@@ -53,7 +54,7 @@ export interface AdminRouterOptions {
   readonly tollgate: Tollgate;
   /** The bearer token callers must present. At least 16 characters; compared in constant time. */
   readonly token: string;
-  /** Receives every change made. Default: one JSON line on stderr. */
+  /** Receives every change made. Default: an `admin.change` line through the Tollgate client's logger. */
   readonly log?: (change: AdminChange) => void;
   /** Epoch ms "now" for reports; default the Redis server's clock. Meant for tests. */
   readonly clock?: () => number;
@@ -66,9 +67,6 @@ const optionsSchema = z.strictObject({
   clock: z.custom<() => number>((value) => typeof value === 'function').optional(),
 });
 
-const defaultLog = (change: AdminChange): void => {
-  process.stderr.write(`${JSON.stringify({ tollgateAdmin: change })}\n`);
-};
 
 /** HTTP status of a typed error: the caller's fault (4xx) or ours / Redis's (5xx). */
 function statusOf(error: TollgateError): number {
@@ -114,8 +112,10 @@ export function createAdminRouter(options: AdminRouterOptions): Router {
   const config = Object.freeze(parsed.data);
   const expected = sha256(config.token);
   const ops = new AdminOperations(config.tollgate);
-  const log = config.log ?? defaultLog;
+  // The audit log goes through the Tollgate client's logger (pino) unless the host takes it.
+  const log = config.log ?? ((change: AdminChange) => config.tollgate.logger.info({ event: 'admin.change', ...change }, `admin: ${change.action} ${change.target}`));
   const router = withForwardedRejections(express.Router());
+  router.use(dashboardAssets()); // the page and its assets hold no data: served before the token check
 
   router.use((req: Request, res: Response, next: NextFunction) => {
     const header = req.get('authorization');
@@ -131,6 +131,7 @@ export function createAdminRouter(options: AdminRouterOptions): Router {
     next();
   });
   router.use(express.json({ limit: '16kb' }));
+  router.use(dashboardApi({ tollgate: config.tollgate, ...(config.clock === undefined ? {} : { clock: config.clock }) }));
 
   const changed = (action: string, target: string, values?: Record<string, unknown>): void => {
     log(Object.freeze({ at: new Date().toISOString(), action, target, ...(values === undefined ? {} : { values }) }));

@@ -1,4 +1,5 @@
 // The demo mounts the admin API at /admin only when an admin token is configured.
+import { SILENT_LOGGER } from '../../src/observability/logging.js';
 import { describe, expect, it } from 'vitest';
 import { createDemoApp } from '../../demo/src/app.js';
 import type { GeocodingProvider } from '../../demo/src/gazetteer.js';
@@ -21,7 +22,7 @@ async function demoUrl(adminToken?: string): Promise<string> {
     tollgate,
     geocoder: noPlaces,
     isolines: new StraightLineIsolines(),
-    log: () => undefined,
+    logger: SILENT_LOGGER,
     ...(adminToken === undefined ? {} : { adminToken }),
   });
   return (await servers.start(demo.app)).url;

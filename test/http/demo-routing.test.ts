@@ -1,4 +1,5 @@
 // Issue 11 item 11: the demo's routing endpoint (the third CARTO quota kind) and a geocoder that knows alternate names.
+import { SILENT_LOGGER } from '../../src/observability/logging.js';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { Tollgate } from '../../src/index.js';
 import { createDemoApp, type DemoApp } from '../../demo/src/app.js';
@@ -19,7 +20,7 @@ let demo: DemoApp;
 let base: string;
 beforeAll(async () => {
   tollgate = new Tollgate({ redis: redis.client() });
-  demo = createDemoApp({ tollgate, geocoder: gazetteer, isolines: new StraightLineIsolines(), log: () => undefined });
+  demo = createDemoApp({ tollgate, geocoder: gazetteer, isolines: new StraightLineIsolines(), logger: SILENT_LOGGER });
   base = (await servers.start(demo.app)).url;
 });
 

@@ -1,4 +1,5 @@
 // The demo service over real HTTP: geocoding, bulk, isolines, quota report, health, bad input, and the 200-request race.
+import { SILENT_LOGGER } from '../../src/observability/logging.js';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { Tollgate } from '../../src/index.js';
 import { createDemoApp, type DemoApp } from '../../demo/src/app.js';
@@ -20,7 +21,7 @@ let demo: DemoApp;
 let base: string;
 beforeAll(async () => {
   tollgate = new Tollgate({ redis: redis.client() });
-  demo = createDemoApp({ tollgate, geocoder: gazetteer, isolines: new StraightLineIsolines(), limits: LIMITS, log: () => undefined });
+  demo = createDemoApp({ tollgate, geocoder: gazetteer, isolines: new StraightLineIsolines(), limits: LIMITS, logger: SILENT_LOGGER });
   base = (await servers.start(demo.app)).url;
 });
 
@@ -260,17 +261,20 @@ describe('quota report and health', () => {
     expect((await call(`${base}/u/${alice.user}/api/v1/quota?api_key=${bob.key}`)).status).toBe(401);
   });
 
-  it('GET /healthz reports Redis up, and 503 when the Redis it uses does not answer', async () => {
+  it('GET /healthz is liveness (200 whatever Redis does); GET /readyz is 503 while Redis does not answer', async () => {
     const up = await call(`${base}/healthz`);
     expect(up.status).toBe(200);
-    expect(up.body).toMatchObject({ status: 'ok', redis: 'up', journal: { geocoding: { size: 0 } } });
-    const dead = new Tollgate({ redis: `redis://127.0.0.1:${await freePort()}`, timeoutMs: 200 });
+    expect(up.body).toMatchObject({ status: 'ok', journal: { geocoding: { size: 0 } } });
+    expect(await call(`${base}/readyz`)).toMatchObject({ status: 200, body: { ready: true, redis: 'up', reasons: [] } });
+    const dead = new Tollgate({ redis: `redis://127.0.0.1:${await freePort()}`, timeoutMs: 200, logger: SILENT_LOGGER });
     try {
-      const offline = createDemoApp({ tollgate: dead, geocoder: gazetteer, isolines: new StraightLineIsolines(), log: () => undefined });
+      const offline = createDemoApp({ tollgate: dead, geocoder: gazetteer, isolines: new StraightLineIsolines(), logger: SILENT_LOGGER });
       const served = await servers.start(offline.app);
-      const down = await call(`${served.url}/healthz`);
+      expect((await call(`${served.url}/healthz`)).status).toBe(200);
+      const down = await call(`${served.url}/readyz`);
       expect(down.status).toBe(503);
-      expect(down.body).toMatchObject({ status: 'degraded', redis: 'down' });
+      expect(down.body).toMatchObject({ status: 'not ready', ready: false, redis: 'down', failOpen: [] });
+      expect(down.body.reasons).toEqual(['Redis does not answer and no guard serves in fail-open mode']);
       const refused = await call(`${served.url}/u/someone/api/v1/geocode?q=Lyon&api_key=k`);
       expect(refused.status).toBe(503);
       expect(refused.body).toMatchObject({ code: 'ERR_TOLLGATE_REDIS_UNAVAILABLE' });

@@ -1,4 +1,5 @@
 // Requests at the edges of HTTP: a user name that is not valid percent-encoding, and HEAD on a metered GET.
+import { SILENT_LOGGER } from '../../src/observability/logging.js';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { Tollgate } from '../../src/index.js';
 import { createDemoApp, type DemoApp } from '../../demo/src/app.js';
@@ -16,7 +17,7 @@ let demo: DemoApp;
 let base: string;
 beforeAll(async () => {
   const tollgate = new Tollgate({ redis: redis.client() });
-  demo = createDemoApp({ tollgate, geocoder: CitiesGazetteer.load(), isolines: new StraightLineIsolines(), log: () => undefined });
+  demo = createDemoApp({ tollgate, geocoder: CitiesGazetteer.load(), isolines: new StraightLineIsolines(), logger: SILENT_LOGGER });
   base = (await servers.start(demo.app)).url;
 });
 

@@ -1,0 +1,53 @@
+// Reads an owner's counted usage day by day over a range of UTC days, for the dashboard's chart.
+import { dayMember, dayStartMs, utcDay, yyyymm } from '../core/cycle.js';
+import { usageKey, type Owner } from '../core/keys.js';
+import type { Metric } from '../core/quota-kinds.js';
+import { toTollgateError, type RedisClient } from './connection.js';
+
+const DAY_MS = 86_400_000;
+
+/** One day's counted units. */
+export interface DailyUsage {
+  /** `YYYY-MM-DD`, UTC. */
+  readonly date: string;
+  readonly used: number;
+}
+
+/**
+ * The sum of `metrics` for each UTC day from `fromMs` to `toMs` (inclusive days), one
+ * ZRANGE per (metric, month) in a single pipeline. Keys of another type read as 0.
+ */
+export async function readDailyUsage(
+  client: RedisClient,
+  owner: Owner,
+  serviceType: string,
+  metrics: readonly Metric[],
+  fromMs: number,
+  toMs: number,
+): Promise<DailyUsage[]> {
+  const days: Array<{ date: string; month: string; member: string }> = [];
+  for (let ms = dayStartMs(utcDay(fromMs)); ms <= toMs; ms += DAY_MS) {
+    const day = utcDay(ms);
+    days.push({ date: new Date(ms).toISOString().slice(0, 10), month: yyyymm(day.year, day.month), member: dayMember(day.day) });
+  }
+  const months = [...new Set(days.map((day) => day.month))];
+  const reads = months.flatMap((month) => metrics.map((metric) => ({ month, key: usageKey(owner, serviceType, metric, month) })));
+  const pipeline = client.pipeline();
+  for (const read of reads) pipeline.zrange(read.key, 0, '-1', 'WITHSCORES');
+  let results: Array<[Error | null, unknown]> | null;
+  try {
+    results = await pipeline.exec();
+  } catch (error) {
+    throw toTollgateError(error);
+  }
+  const totals = new Map<string, number>();
+  reads.forEach((read, index) => {
+    const [error, value] = results?.[index] ?? [null, []];
+    if (error !== null || !Array.isArray(value)) return;
+    for (let i = 0; i + 1 < value.length; i += 2) {
+      const slot = `${read.month}:${String(value[i])}`;
+      totals.set(slot, (totals.get(slot) ?? 0) + Number(value[i + 1]));
+    }
+  });
+  return days.map((day) => ({ date: day.date, used: totals.get(`${day.month}:${day.member}`) ?? 0 }));
+}
