@@ -33,9 +33,16 @@ module.exports = {
     {
       name: 'client-below-its-users',
       severity: 'error',
-      comment: 'src/tollgate.ts (the client) uses core/ and redis/; http/, admin/ and cli/ use it, never the reverse.',
+      comment: 'src/tollgate.ts (the client) uses core/, redis/ and the default logger; http/, admin/ and cli/ use it, never the reverse.',
       from: { path: '^src/tollgate\\.ts$' },
-      to: { path: '^src/', pathNot: '^src/(core|redis)/' },
+      to: { path: '^src/', pathNot: '^src/(core|redis)/|^src/observability/logging\\.ts$' },
+    },
+    {
+      name: 'observability-uses-core-only',
+      severity: 'error',
+      comment: 'src/observability/ (metrics, logs) implements the observer and logger of core/observer.ts; it knows no other layer.',
+      from: { path: '^src/observability/' },
+      to: { path: '^src/', pathNot: '^src/(core|observability)/' },
     },
     {
       name: 'http-not-above',

@@ -1,5 +1,6 @@
 // The hooks through which the engine, the guard and the journal report what they do (metrics, logs); pure, no dependency.
-import type { DecisionReason } from './accounting.js';
+import type { Decision, DecisionReason, Outcome, Reservation } from './accounting.js';
+import { RedisUnavailableError } from './errors.js';
 import type { QuotaKind } from './quota-kinds.js';
 
 /**
@@ -148,4 +149,52 @@ export interface TollgateLogger {
   info(fields: object, message: string): void;
   warn(fields: object, message: string): void;
   error(fields: object, message: string): void;
+}
+
+/**
+ * True when a {@link RedisUnavailableError} says Redis did not answer in time (the client's
+ * `timeoutMs`, or a script that ran past the caller's deadline), rather than "not reachable".
+ */
+export function isTimeout(error: unknown): boolean {
+  return error instanceof RedisUnavailableError && /did not answer within|answered after/.test(error.message);
+}
+
+/**
+ * Reports a decision answered through Redis, and the units it charged: a consume that was
+ * admitted and is not the replay of an earlier one (a replay charged nothing).
+ */
+export function observeDecision(
+  observer: TollgateObserver,
+  mode: 'check' | 'consume',
+  decision: Decision & { readonly replayed?: boolean },
+  startedMs: number,
+): void {
+  const { kind, serviceType } = decision;
+  observer.decision({ mode, kind, serviceType, result: decisionResult(decision.reason), seconds: (performance.now() - startedMs) / 1000, user: decision.user });
+  if (mode === 'consume' && decision.allowed && decision.replayed !== true) observer.charged({ kind, serviceType, units: decision.cost });
+}
+
+/** Reports a call Redis could not serve; any other error is the caller's or the config's, not Redis's. */
+export function observeFailure(observer: TollgateObserver, operation: RedisOperation, error: unknown): void {
+  if (!(error instanceof RedisUnavailableError)) return;
+  observer.redisError({ operation, reason: isTimeout(error) ? 'timeout' : 'unavailable', message: error.message });
+}
+
+/** The outcome word metrics use: a split is `split`, whatever its parts. */
+function outcomeWord(outcome: Outcome): 'success' | 'empty' | 'failed' | 'split' {
+  return typeof outcome === 'string' ? outcome : 'split';
+}
+
+/** Reports a settlement, and the units it refunded when it applied now (`failedUnits`, the failed part). */
+export function observeSettle(
+  observer: TollgateObserver,
+  reservation: Reservation,
+  outcome: Outcome,
+  status: SettleStatus,
+  failedUnits = 0,
+): void {
+  observer.settled({ kind: reservation.kind, outcome: outcomeWord(outcome), status });
+  if (status === 'settled' && failedUnits > 0) {
+    observer.refunded({ kind: reservation.kind, serviceType: reservation.serviceType, units: failedUnits });
+  }
 }

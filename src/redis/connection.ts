@@ -64,14 +64,6 @@ export function toTollgateError(error: unknown): TollgateError {
 }
 
 /**
- * True when a {@link RedisUnavailableError} says Redis did not answer in time (the client's
- * `timeoutMs`, or a script that ran past the caller's deadline), rather than "not reachable".
- */
-export function isTimeout(error: unknown): boolean {
-  return error instanceof RedisUnavailableError && /did not answer within|answered after/.test(error.message);
-}
-
-/**
  * Runs a Redis call, rejecting with {@link RedisUnavailableError} if it has not settled
  * within `timeoutMs`. A timed-out write may still reach Redis later: callers that retry
  * should pass a request id so the retry is not counted twice.

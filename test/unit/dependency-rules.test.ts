@@ -23,6 +23,7 @@ const BROKEN_TREE: Record<string, string> = {
   'src/redis/b.ts': "import { client } from '../tollgate.js';\nexport const b = client;",
   'src/tollgate.ts': "import { h } from './http/h.js';\nexport const client = h;",
   'src/http/h.ts': "import { c } from '../cli/c.js';\nexport const h = c;",
+  'src/observability/o.ts': "import { h } from '../http/h.js';\nexport const o = h;",
   'src/admin/ad.ts': "import { c } from '../cli/c.js';\nexport const ad = c;",
   'src/cli/c.ts': "import { b } from '../redis/b.js';\nimport missing from 'no-such-package';\nexport const c = [b, missing];",
   'demo/src/d.ts': "import { a } from 'tollgate';\nimport { helper } from '../../src/core/helper.js';\nexport const d = [a, helper];",
