@@ -39,6 +39,11 @@ const get = async (path, headers = {}) => {
   return { status: response.status, ratelimit: response.headers.get('ratelimit'), body: await response.json() };
 };
 
+const page = async (path) => {
+  const response = await fetch(`${base}${path}`, { signal: AbortSignal.timeout(5000) });
+  return { status: response.status, type: response.headers.get('content-type'), bytes: (await response.text()).length };
+};
+
 const geocode = `/u/${SMOKE_USER}/api/v1/geocode?api_key=${SMOKE_KEY}`;
 const result = {
   express: require('express/package.json').version,
@@ -50,6 +55,8 @@ const result = {
   whoami: await get(`/u/${SMOKE_USER}/api/v1/whoami?api_key=${SMOKE_KEY}`),
   adminUnknownUser: await get('/admin/users/nobody-here', { authorization: `Bearer ${SMOKE_TOKEN}` }),
   adminUser: await get(`/admin/users/${SMOKE_USER}`, { authorization: `Bearer ${SMOKE_TOKEN}` }),
+  dashboardPage: await page('/admin/dashboard'),
+  dashboardChart: await page('/admin/dashboard/assets/uplot/uPlot.iife.min.js'),
 };
 console.log(JSON.stringify(result));
 server.close();

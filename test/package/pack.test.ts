@@ -60,6 +60,8 @@ interface SmokeResult {
   readonly whoami: SmokeReply;
   readonly adminUnknownUser: SmokeReply;
   readonly adminUser: SmokeReply;
+  readonly dashboardPage: { status: number; type: string | null; bytes: number };
+  readonly dashboardChart: { status: number; type: string | null; bytes: number };
 }
 
 let work: string;
@@ -97,12 +99,13 @@ describe('the packed tarball', () => {
     // The list and size, for the record (and the release notes).
     console.log(`npm pack: ${packed.filename}, ${packed.size} bytes packed, ${packed.unpackedSize} unpacked, ${paths.length} files`);
     for (const path of paths) {
-      expect(path).toMatch(/^(dist\/src\/.+\.(js|d\.ts)|lua\/(lib\/)?[a-z-]+\.lua|docs\/[a-z-]+\.md|README\.md|LICENSE|package\.json)$/);
+      expect(path).toMatch(/^(dist\/src\/.+\.(js|d\.ts)|lua\/(lib\/)?[a-z-]+\.lua|dashboard\/[a-z]+\.(html|js|css)|docs\/[a-z-]+\.md|README\.md|LICENSE|package\.json)$/);
     }
     expect(paths).toContain('dist/src/index.js');
     expect(paths).toContain('dist/src/index.d.ts');
     expect(paths).toContain('dist/src/cli/main.js');
     expect(paths).toContain('lua/decide.lua');
+    expect(paths).toContain('dashboard/index.html');
     expect(paths).toContain('LICENSE');
     expect(paths.filter((path) => /demo|private-server|gazetteer/.test(path))).toEqual([]);
   });
@@ -197,6 +200,10 @@ describe.each(HOSTS)('installed in an Express $express app', (host) => {
     expect(seen.whoami).toMatchObject({ status: 200, body: { user } });
     expect(seen.adminUnknownUser).toMatchObject({ status: 404, body: { code: 'ERR_TOLLGATE_UNKNOWN_USER' } });
     expect(seen.adminUser.status).toBe(200);
+    // The dashboard's page and its chart library ship with the package and are served offline.
+    expect(seen.dashboardPage).toMatchObject({ status: 200, type: expect.stringMatching(/^text\/html/) });
+    expect(seen.dashboardChart.status).toBe(200);
+    expect(seen.dashboardChart.bytes).toBeGreaterThan(10_000);
     // Counted once, by the one admitted request.
     expect((await new entry.Tollgate({ redis: redis.client() }).usage({ user, kind: 'geocoding' })).metrics.success_responses).toBe(1);
   });

@@ -10,16 +10,15 @@ import type { Tollgate } from '../../tollgate.js';
 import { AdminOperations } from '../operations.js';
 import { dashboardData, search } from './data.js';
 
-/** The folder of the page's static files, found from this module whether it runs from src/ or dist/src/. */
+/** The folder of the page's static files (`dashboard/` beside `lua/`), found from this module whether it runs from src/ or dist/src/. */
 function staticFolder(): string {
   let dir = dirname(fileURLToPath(import.meta.url));
   for (let depth = 0; depth < 6; depth += 1) {
-    for (const candidate of [join(dir, 'static'), join(dir, 'src', 'admin', 'dashboard', 'static')]) {
-      if (existsSync(join(candidate, 'index.html'))) return candidate;
-    }
+    const candidate = join(dir, 'dashboard');
+    if (existsSync(join(candidate, 'index.html'))) return candidate;
     dir = dirname(dir);
   }
-  throw new Error('Tollgate cannot find the dashboard page (src/admin/dashboard/static)');
+  throw new Error('Tollgate cannot find its dashboard/ folder next to the package');
 }
 
 /** uPlot's browser build, served from the installed package: the page works offline. */
