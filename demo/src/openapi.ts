@@ -61,7 +61,21 @@ export const quotaResponse = z
   .meta({ id: 'QuotaReport' });
 const journal = z.strictObject({ size: z.number().int(), maxEntries: z.number().int(), written: z.number().int(), dropped: z.number().int(), lost: z.number().int() });
 /** `GET /healthz`. */
-export const healthResponse = z.strictObject({ status: z.literal('ok'), journal: z.strictObject({ geocoding: journal, isolines: journal }) }).meta({ id: 'Health' });
+export const healthResponse = z.strictObject({ status: z.literal('ok'), journal: z.strictObject({ geocoding: journal, isolines: journal, routing: journal }) }).meta({ id: 'Health' });
+/** `GET /u/{user}/api/v1/route`. */
+export const routeResponse = z
+  .strictObject({
+    type: z.literal('Feature'),
+    geometry: z.strictObject({ type: z.literal('LineString'), coordinates: z.array(z.tuple([z.number(), z.number()])) }),
+    properties: z.strictObject({
+      mode: z.enum(['walk', 'bicycle', 'car']),
+      distance_m: z.number(),
+      duration_s: z.number(),
+      provider: z.string(),
+      approximation: z.literal('straight-line').nullable(),
+    }),
+  })
+  .meta({ id: 'RouteResult' });
 /** `GET /readyz`. */
 export const readyResponse = z
   .strictObject({
@@ -111,6 +125,7 @@ function demoPaths(): Record<string, Record<string, unknown>> {
           path,
           query: z.object({
             q: z.string().min(1).max(200).meta({ description: 'City name, optionally followed by ", CC"', example: 'Madrid, ES' }),
+            country: z.string().length(2).optional().meta({ description: 'ISO country code filter' }),
             limit: z.coerce.number().int().min(1).max(DEFAULT_LIMITS.maxResults).optional(),
             api_key: apiKeyQuery,
           }),
@@ -159,6 +174,28 @@ function demoPaths(): Record<string, Record<string, unknown>> {
         },
       },
     },
+    '/u/{username}/api/v1/route': {
+      get: {
+        tags,
+        summary: 'A straight-line route between two points (cost 1 under routing)',
+        requestParams: {
+          path,
+          query: z.object({
+            from: z.string().meta({ description: 'lat,lon', example: '40.4168,-3.7038' }),
+            to: z.string().meta({ description: 'lat,lon', example: '41.3874,2.1686' }),
+            mode: z.enum(['walk', 'bicycle', 'car']).optional(),
+            api_key: apiKeyQuery,
+          }),
+        },
+        responses: {
+          '200': jsonResponse('GeoJSON LineString with distance and duration', routeResponse, {
+            type: 'Feature', geometry: { type: 'LineString', coordinates: [[-3.7038, 40.4168], [2.1686, 41.3874]] },
+            properties: { mode: 'car', distance_m: 505000, duration_s: 36360, provider: 'straightline', approximation: 'straight-line' },
+          }, 'application/geo+json'),
+          ...guardedErrors,
+        },
+      },
+    },
     '/u/{username}/api/v1/quota': {
       get: {
         tags,
@@ -180,7 +217,7 @@ function demoPaths(): Record<string, Record<string, unknown>> {
       get: {
         tags: ['operations'],
         summary: 'Liveness: 200 while the process answers, whatever Redis does',
-        responses: { '200': jsonResponse('Alive', healthResponse, { status: 'ok', journal: { geocoding: { size: 0, maxEntries: 10000, written: 0, dropped: 0, lost: 0 }, isolines: { size: 0, maxEntries: 10000, written: 0, dropped: 0, lost: 0 } } }) },
+        responses: { '200': jsonResponse('Alive', healthResponse, { status: 'ok', journal: { geocoding: { size: 0, maxEntries: 10000, written: 0, dropped: 0, lost: 0 }, isolines: { size: 0, maxEntries: 10000, written: 0, dropped: 0, lost: 0 }, routing: { size: 0, maxEntries: 10000, written: 0, dropped: 0, lost: 0 } } }) },
       },
     },
     '/readyz': {

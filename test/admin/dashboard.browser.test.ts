@@ -149,7 +149,7 @@ describe.skipIf(!existsSync(CHROMIUM))('usage dashboard in headless Chromium', (
     // Report download from the page, with the token sent as a header.
     const [download] = await Promise.all([page.waitForEvent('download'), page.click('#download-csv')]);
     const csv = readFileSync((await download.path())!, 'utf8');
-    expect(csv.split('\n')[0]).toBe('date,user,service_type,metric,count,credits');
+    expect(csv.split('\n')[0]).toBe('date,scope,owner,service_type,metric,count,credits');
     expect(csv).toContain(`,${alice},geocoder_geonames,success_responses,`);
     expect(download.url().startsWith('blob:')).toBe(true);
 
