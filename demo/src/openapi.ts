@@ -59,7 +59,7 @@ export const quotaResponse = z
     routing_provider: z.string(),
   })
   .meta({ id: 'QuotaReport' });
-const journal = z.strictObject({ size: z.number().int(), maxEntries: z.number().int(), written: z.number().int(), dropped: z.number().int(), lost: z.number().int() });
+const journal = z.strictObject({ size: z.number().int(), maxEntries: z.number().int(), unwrittenUnits: z.number().int(), written: z.number().int(), dropped: z.number().int(), lost: z.number().int() });
 /** `GET /healthz`. */
 export const healthResponse = z.strictObject({ status: z.literal('ok'), journal: z.strictObject({ geocoding: journal, isolines: journal, routing: journal }) }).meta({ id: 'Health' });
 /** `GET /u/{user}/api/v1/route`. */
@@ -217,7 +217,7 @@ function demoPaths(): Record<string, Record<string, unknown>> {
       get: {
         tags: ['operations'],
         summary: 'Liveness: 200 while the process answers, whatever Redis does',
-        responses: { '200': jsonResponse('Alive', healthResponse, { status: 'ok', journal: { geocoding: { size: 0, maxEntries: 10000, written: 0, dropped: 0, lost: 0 }, isolines: { size: 0, maxEntries: 10000, written: 0, dropped: 0, lost: 0 }, routing: { size: 0, maxEntries: 10000, written: 0, dropped: 0, lost: 0 } } }) },
+        responses: { '200': jsonResponse('Alive', healthResponse, { status: 'ok', journal: { geocoding: { size: 0, maxEntries: 10000, unwrittenUnits: 0, written: 0, dropped: 0, lost: 0 }, isolines: { size: 0, maxEntries: 10000, unwrittenUnits: 0, written: 0, dropped: 0, lost: 0 }, routing: { size: 0, maxEntries: 10000, unwrittenUnits: 0, written: 0, dropped: 0, lost: 0 } } }) },
       },
     },
     '/readyz': {
