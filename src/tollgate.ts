@@ -40,6 +40,10 @@ import { assertName } from './core/names.js';
 import { METRICS, quotaKindSpec, type Metric, type QuotaKind } from './core/quota-kinds.js';
 import { AccountCache, readOrg, serverTimeMs, type CachedAccount } from './redis/accounts.js';
 import { CallDeadlines, connect, isRedisClient, type RedisClient } from './redis/connection.js';
+import { NOOP_OBSERVER, type RedisOperation, type TollgateLogger, type TollgateObserver } from './core/observer.js';
+import { observeDecision, observeFailure, observeSettle } from './core/observer.js';
+import { defaultLogger } from './observability/logging.js';
+import { watchConnection } from './redis/watch.js';
 import { ReservationIds, SettleBatcher } from './redis/reservations.js';
 import { compileDecidePlan, defineScripts, runDecide, type CompiledPlan, type DecideReply } from './redis/scripts.js';
 
@@ -76,6 +80,8 @@ const optionsSchema = z.strictObject({
     .strictObject({ geocoding: creditPrice.optional(), isolines: creditPrice.optional(), routing: creditPrice.optional() })
     .optional()
     .transform((prices) => Object.freeze({ ...DEFAULT_CREDIT_PRICES, ...prices })),
+  observer: z.custom<TollgateObserver>((value) => typeof (value as TollgateObserver | null)?.decision === 'function', 'must be a TollgateObserver').optional(),
+  logger: z.custom<TollgateLogger>((value) => typeof (value as TollgateLogger | null)?.warn === 'function', 'must be a logger (pino)').optional(),
 }).refine((options) => options.reservationTtlMs >= options.timeoutMs, {
   // A reservation must outlive any write of its admission: past the call timeout decide.lua writes nothing.
   message: 'must be at least timeoutMs',
@@ -116,6 +122,10 @@ export interface TollgateOptions {
    * unit). Charged only for members of orgs with budgeting on. Default {@link DEFAULT_CREDIT_PRICES}.
    */
   readonly creditPrices?: Partial<Readonly<Record<QuotaKind, number>>>;
+  /** Receives decisions, units, settles, Redis errors and cache lookups: `createMetrics().observer`, or several combined. Default none. */
+  readonly observer?: TollgateObserver;
+  /** Where Tollgate and the guards built on it log (a pino logger). Default JSON lines on stderr. */
+  readonly logger?: TollgateLogger;
 }
 
 /** What to judge: `cost` units of a quota kind for a user. */
@@ -278,6 +288,8 @@ export class Tollgate {
   readonly #ids: ReservationIds;
   readonly #settler: SettleBatcher;
   readonly #deadlines: CallDeadlines;
+  readonly #observer: TollgateObserver;
+  readonly #logger: TollgateLogger;
   /** Refunds of admissions whose answer was lost, still running. */
   readonly #refunds = new Set<Promise<void>>();
   #closing = false;
@@ -296,6 +308,19 @@ export class Tollgate {
     this.#ids = new ReservationIds(parsed.data.reservationTtlMs);
     this.#settler = new SettleBatcher(this.#client);
     this.#deadlines = new CallDeadlines(parsed.data.timeoutMs);
+    this.#observer = parsed.data.observer ?? NOOP_OBSERVER;
+    this.#logger = parsed.data.logger ?? defaultLogger();
+    watchConnection(this.#client, this.#observer);
+  }
+
+  /** The observer given at construction (a no-op by default); the guards report to it too. */
+  get observer(): TollgateObserver {
+    return this.#observer;
+  }
+
+  /** The logger given at construction (JSON on stderr by default); the guards log through it too. */
+  get logger(): TollgateLogger {
+    return this.#logger;
   }
 
   /** The ioredis client in use, for callers that share it (the admin tools, health checks). */
@@ -311,7 +336,10 @@ export class Tollgate {
   /** Judges `cost` units without counting anything. */
   async check(request: CheckRequest): Promise<Decision> {
     const { user, kind, cost } = this.#validate(request);
-    return this.#bounded(async () => (await this.#decide(user, kind, cost, 'check', null, null)).decision);
+    const startedMs = performance.now();
+    const decision = await this.#bounded(async () => (await this.#decide(user, kind, cost, 'check', null, null)).decision, 'check');
+    observeDecision(this.#observer, 'check', decision, startedMs);
+    return decision;
   }
 
   /**
@@ -325,11 +353,13 @@ export class Tollgate {
     const apiKey = request.apiKey === undefined ? null : presentedDigest(request.apiKey);
     const unanswered: InFlight = { reservation: null, startedMs: performance.now() };
     try {
-      return await this.#bounded(async () => {
+      const admission = await this.#bounded(async () => {
         const { decision, reservation, replayed } = await this.#decide(user, kind, cost, 'consume', requestId, apiKey, unanswered);
         // The decision object is this call's own: extend it rather than copy it.
         return Object.assign(decision, { reservation, replayed }) as Admission;
-      });
+      }, 'consume');
+      observeDecision(this.#observer, 'consume', admission, unanswered.startedMs);
+      return admission;
     } catch (error) {
       // The caller is told Redis was unavailable. If an admission was sent and never answered,
       // it may still have charged: refund it, unless a request id lets the caller's retry
@@ -362,7 +392,9 @@ export class Tollgate {
         failedUnits: breakdown.failed,
         creditKeys: refundKeys(checked, userConfigKey(checked.user), orgKey),
       }),
+      'settle',
     );
+    observeSettle(this.#observer, checked, outcome, reply === 'settled' || reply === 'already_settled' ? reply : 'rejected', breakdown.failed);
     switch (reply) {
       case 'settled':
       case 'already_settled':
@@ -412,7 +444,7 @@ export class Tollgate {
         cycleStart: decision.cycleStart,
         resetsAt: decision.resetsAt,
       };
-    });
+    }, 'quota');
   }
 
   /**
@@ -466,7 +498,7 @@ export class Tollgate {
         metrics,
         used: spec.countedMetrics.reduce((sum, metric) => sum + metrics[metric], 0),
       };
-    });
+    }, 'usage');
   }
 
   /**
@@ -518,8 +550,11 @@ export class Tollgate {
     return { user, kind, cost };
   }
 
-  #bounded<T>(call: () => Promise<T>): Promise<T> {
-    return this.#deadlines.run(call);
+  #bounded<T>(call: () => Promise<T>, operation: RedisOperation): Promise<T> {
+    return this.#deadlines.run(call).catch((error: unknown) => {
+      observeFailure(this.#observer, operation, error);
+      throw error;
+    });
   }
 
   /** The account of one quota kind; a garbled field drops the cached entry, so a repair counts at once. */
@@ -593,7 +628,7 @@ export class Tollgate {
   async authenticate(request: { readonly user: string; readonly apiKey: string }): Promise<void> {
     const user = assertName('user', request?.user);
     const digest = presentedDigest(request.apiKey);
-    await this.#bounded(() => this.#account(user, true, digest));
+    await this.#bounded(() => this.#account(user, true, digest), 'authenticate');
   }
 
   /**
@@ -605,7 +640,9 @@ export class Tollgate {
    */
   async #account(user: string, fresh: boolean, apiKey: Buffer | null): Promise<CachedAccount> {
     const cached = fresh ? undefined : this.#accounts.cached(user);
-    if (cached !== undefined && (apiKey === null || this.#keyMatches(cached, apiKey))) return cached;
+    const hit = cached !== undefined && (apiKey === null || this.#keyMatches(cached, apiKey));
+    this.#observer.configCache(hit);
+    if (hit) return cached!;
     if (apiKey === null) return this.#accounts.load(user);
     try {
       return await this.#accounts.load(user, (userHash, serverNowMs) => {

@@ -41,7 +41,7 @@ export interface FailOpenOptions {
   readonly flushIntervalMs?: number;
   /** Bound on each journal write-back call. Default 1000 ms. */
   readonly timeoutMs?: number;
-  /** Where operational warnings go (never a key). Default `console.warn`. */
+  /** Where operational warnings go (never a key). Default: a `journal.warning` line through the Tollgate client's logger. */
   readonly log?: (message: string) => void;
 }
 
@@ -163,7 +163,7 @@ export class FailOpenTollgate {
     }
     this.#options = Object.freeze(parsed.data);
     this.#tollgate = parsed.data.tollgate;
-    this.#log = parsed.data.log ?? ((message: string) => console.warn(message));
+    this.#log = parsed.data.log ?? ((message: string) => parsed.data.tollgate.logger.warn({ event: 'journal.warning' }, message));
     this.#journal = new LocalJournal({
       tollgate: this.#tollgate,
       maxEntries: parsed.data.journalMaxEntries,

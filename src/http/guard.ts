@@ -3,6 +3,7 @@ import type { NextFunction, Request, RequestHandler, Response } from 'express';
 import { z } from 'zod';
 import { MAX_COST, breakdownOf, type Decision, type Outcome, type Reservation } from '../core/accounting.js';
 import { AuthenticationError, ERROR_CODES, InvalidInputError, RedisUnavailableError, TollgateError } from '../core/errors.js';
+import { observeSettle, type TollgateLogger } from '../core/observer.js';
 import { QUOTA_KINDS, type QuotaKind } from '../core/quota-kinds.js';
 import { FailOpenTollgate } from '../fail-open/fail-open-tollgate.js';
 import { LocalJournal, type FlushResult, type JournalStats } from '../fail-open/journal.js';
@@ -77,8 +78,8 @@ export interface QuotaGuardOptions {
   readonly failOpenInstances?: number;
   /** How often the journal retries while it holds anything. Default 1000 ms. */
   readonly flushIntervalMs?: number;
-  /** Where operational warnings go (never a key). Default `console.warn`. */
-  readonly log?: (message: string) => void;
+  /** Where the guard and its journal log (never a key); a pino logger. Default the Tollgate client's `logger`. */
+  readonly logger?: TollgateLogger;
 }
 
 const isFunction = (value: unknown): boolean => typeof value === 'function';
@@ -96,7 +97,7 @@ const optionsSchema = z.strictObject({
   failOpenMaxUsers: z.number().int().min(1).max(1_000_000).default(10_000),
   failOpenInstances: z.number().int().min(1).max(10_000).default(1),
   flushIntervalMs: z.number().int().min(10).max(60_000).default(1000),
-  log: z.custom<(message: string) => void>(isFunction, 'must be a function').optional(),
+  logger: z.custom<TollgateLogger>((value) => typeof (value as TollgateLogger | null)?.warn === 'function', 'must be a logger (pino)').optional(),
 });
 
 /** {@link QuotaGuardOptions} as parsed: defaults filled in, frozen. */
@@ -199,9 +200,12 @@ function onEnd(res: Response, settle: (completed: boolean) => void): void {
  */
 export function quotaGuard(options: QuotaGuardOptions): QuotaGuard {
   const config = parseOptions(options);
-  const log = config.log ?? ((message: string) => console.warn(message));
-  const policy = config.policyName ?? config.kind;
   const { tollgate } = config;
+  const logger = config.logger ?? tollgate.logger;
+  const observer = tollgate.observer;
+  // The journals log plain sentences; they go out as one structured event.
+  const log = (message: string): void => logger.warn({ event: 'journal.warning', kind: config.kind }, message);
+  const policy = config.policyName ?? config.kind;
   // Fail-open lives in the library (src/fail-open/): the guard only routes decisions and settlements through it.
   const ownsFailOpen = config.failOpen === true;
   const failOpen: FailOpenTollgate | null =
@@ -231,6 +235,7 @@ export function quotaGuard(options: QuotaGuardOptions): QuotaGuard {
       ? new LocalJournal({ tollgate, maxEntries: config.journalMaxEntries, timeoutMs: config.timeoutMs, flushIntervalMs: config.flushIntervalMs, log })
       : null;
   const journalStats = (): JournalStats => (failOpen === null ? (journal as LocalJournal).stats() : failOpen.stats());
+  observer.journal(config.kind, journalStats);
   const flushJournal = (): Promise<FlushResult> => (failOpen === null ? (journal as LocalJournal).flush() : failOpen.flush());
   /** Admitted requests not yet ended and settled, and who waits for them all to be. */
   let open = 0;
@@ -242,7 +247,7 @@ export function quotaGuard(options: QuotaGuardOptions): QuotaGuard {
     drained = [];
     for (const resolve of waiting) resolve();
   };
-  const failed = (error: unknown): void => log(`tollgate: settlement failed: ${describeCause(error)}`);
+  const failed = (error: unknown): void => logger.error({ event: 'settle.failed', kind: config.kind, ...causeFields(error) }, 'settlement failed');
 
   /**
    * Runs `work` when the response ends and counts the request as open until then, so
@@ -266,7 +271,7 @@ export function quotaGuard(options: QuotaGuardOptions): QuotaGuard {
   const settleLater = (res: Response, reservation: Reservation): void => {
     whenEnded(res, (completed) => {
       const { outcome, invalidSplit } = outcomeOf(res, reservation.cost, completed);
-      if (invalidSplit) log(`tollgate: res.locals.tollgate.outcome does not add up to the cost ${reservation.cost}; settled as a whole`);
+      if (invalidSplit) logger.warn({ event: 'settle.invalid_split', kind: config.kind, cost: reservation.cost }, 'res.locals.tollgate.outcome does not add up to the cost; settled as a whole');
       // The admission charged a success already: only another outcome needs Redis. A fail-open
       // admission still held by the journal always completes its entry.
       if (failOpen?.holds(reservation) !== true && isPlainSuccess(outcome, reservation.cost)) return undefined;
@@ -277,7 +282,8 @@ export function quotaGuard(options: QuotaGuardOptions): QuotaGuard {
   const settleNow = async (reservation: Reservation, outcome: Outcome): Promise<void> => {
     if (failOpen !== null) {
       // Through Redis, or into the fail-open journal (its own reservations, or Redis away).
-      await failOpen.settle(reservation, outcome);
+      const settled = await failOpen.settle(reservation, outcome);
+      if (settled.status === 'journaled' || settled.status === 'dropped') observeSettle(observer, reservation, outcome, settled.status === 'journaled' ? 'journaled' : 'rejected');
       return;
     }
     try {
@@ -285,7 +291,9 @@ export function quotaGuard(options: QuotaGuardOptions): QuotaGuard {
     } catch (error) {
       const typed = toTollgateError(error);
       if (!(typed instanceof RedisUnavailableError)) throw typed;
-      if (!(journal as LocalJournal).addSettle(reservation, outcome)) log('tollgate: journal full, a settlement was dropped: its units stay charged');
+      const kept = (journal as LocalJournal).addSettle(reservation, outcome);
+      observeSettle(observer, reservation, outcome, kept ? 'journaled' : 'rejected');
+      if (!kept) logger.warn({ event: 'journal.settle_dropped', kind: config.kind, cost: reservation.cost }, 'journal full, a settlement was dropped: its units stay charged');
     }
   };
 
@@ -334,6 +342,8 @@ export function quotaGuard(options: QuotaGuardOptions): QuotaGuard {
           // written back; it remembers and checks API keys itself (src/fail-open/fail-open-tollgate.ts).
           const decided = await failOpen.consume(request);
           if (decided.failOpen) tollgateLocals(res).failOpen = true;
+          // Serving without Redis starts with an admission made locally and ends with one made through Redis.
+          if (decided.allowed || !decided.failOpen) observer.failOpen(config.kind, decided.failOpen);
           admission = decided;
         }
       } catch (error) {
@@ -363,7 +373,10 @@ export function quotaGuard(options: QuotaGuardOptions): QuotaGuard {
       next();
     } catch (error) {
       if (!(error instanceof HttpProblem)) throw error;
-      if (error.status >= 500 && error.cause !== undefined) log(`tollgate: ${error.body.code}: ${describeCause(error.cause)}`);
+      // Redis outages and a full journal are logged once per state change (the observer), not once per 503.
+      if (error.status >= 500 && error.cause !== undefined && !QUIET_CODES.has(error.body.code)) {
+        logger.error({ event: 'request.failed', code: error.body.code, kind: config.kind, status: error.status, ...causeFields(error.cause) }, error.body.title);
+      }
       sendProblem(res, error);
     }
   };
@@ -391,7 +404,7 @@ export function quotaGuard(options: QuotaGuardOptions): QuotaGuard {
       const own = journal as LocalJournal;
       await own.flush().catch(() => undefined);
       const { size } = own.stats();
-      if (size > 0) log(`tollgate: closing with ${size} journal entries not written to Redis; they are lost`);
+      if (size > 0) logger.warn({ event: 'journal.closed_unwritten', kind: config.kind, entries: size }, 'closing with journal entries not written to Redis; they are lost');
       await own.close();
     },
   });
@@ -416,8 +429,11 @@ function isPlainSuccess(outcome: Outcome, cost: number): boolean {
   return outcome === 'success' || (typeof outcome === 'object' && outcome.success === cost);
 }
 
-/** A cause for the server log: code and message of our errors, the message of others. Never a request's key. */
-function describeCause(cause: unknown): string {
-  if (cause instanceof TollgateError) return `${cause.code}: ${cause.message}`;
-  return cause instanceof Error ? cause.message : String(cause);
+/** Problems whose every occurrence is not worth a line: the observer logs their state changes. */
+const QUIET_CODES = new Set<string>([HTTP_ERROR_CODES.redisUnavailable, HTTP_ERROR_CODES.journalFull]);
+
+/** A cause as log fields: `code` for our errors, `error` the message. Never a request's key. */
+function causeFields(cause: unknown): { error: string; cause_code?: string } {
+  if (cause instanceof TollgateError) return { cause_code: cause.code, error: cause.message };
+  return { error: cause instanceof Error ? cause.message : String(cause) };
 }

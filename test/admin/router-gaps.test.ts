@@ -1,4 +1,5 @@
 // Issue 11 items 3, 4, 8 and 9 through the admin API: problem+json 404, kind names, body wording, 503, warnings, new routes.
+import { SILENT_LOGGER } from '../../src/observability/logging.js';
 import express from 'express';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { Tollgate } from '../../src/index.js';
@@ -137,7 +138,7 @@ describe('a refunded 502 (item 9; the fix is in the guard, main 4f95baa)', () =>
     const key = `key-${user}`;
     await writeUser(redis.client(), user, { geocoding_quota: '10', map_key: key });
     const app = express();
-    app.get('/u/:username/api/v1/thing', quotaGuard({ tollgate, kind: 'geocoding', log: () => undefined }), (_req, res) => {
+    app.get('/u/:username/api/v1/thing', quotaGuard({ tollgate, kind: 'geocoding', logger: SILENT_LOGGER }), (_req, res) => {
       res.status(502).json({ error: 'upstream failed' });
     });
     const url = (await servers.start(app)).url;

@@ -1,4 +1,5 @@
 // A request its credit budget does not cover: 403 problem+json, no Retry-After, nothing counted or spent.
+import { SILENT_LOGGER } from '../../src/observability/logging.js';
 import express from 'express';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { quotaGuard } from '../../src/http/index.js';
@@ -14,7 +15,7 @@ let base: string;
 beforeAll(async () => {
   const tollgate = new Tollgate({ redis: redis.client() });
   const app = express();
-  app.get('/u/:username/api/v1/geocode', quotaGuard({ tollgate, kind: 'geocoding', log: () => undefined }), (_req, res) => {
+  app.get('/u/:username/api/v1/geocode', quotaGuard({ tollgate, kind: 'geocoding', logger: SILENT_LOGGER }), (_req, res) => {
     res.json({ ok: true });
   });
   base = (await servers.start(app)).url;

@@ -72,7 +72,8 @@ describe('demo observability', () => {
       expect(moved('tollgate_decisions_total', { kind: 'isolines', result: 'quota_exceeded' })).toBe(1);
       expect(moved('tollgate_units_charged_total', { kind: 'geocoding', service_type: 'geocoder_geonames' })).toBe(4);
       expect(moved('tollgate_units_charged_total', { kind: 'isolines' })).toBe(3);
-      expect(moved('tollgate_settles_total', { kind: 'geocoding', status: 'settled' })).toBe(2);
+      // A plain success needs no settle; the bulk geocode (2 found, 1 empty) settles its split.
+      expect(moved('tollgate_settles_total', { kind: 'geocoding', outcome: 'split', status: 'settled' })).toBe(1);
       expect(moved('tollgate_decision_duration_seconds_count', { kind: 'geocoding', mode: 'consume' })).toBe(2);
       expect(sample(after, 'tollgate_journal_capacity', { kind: 'geocoding' })).toBe(10_000);
       expect(after).not.toContain('tollgate-demo-small');

@@ -1,4 +1,5 @@
 // Fail-open under an outage with a hard quota reached mid-run: served 2xx vs units counted in Redis vs quota, one and two app instances.
+import { SILENT_LOGGER } from '../../src/observability/logging.js';
 import express, { type Express } from 'express';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
@@ -34,7 +35,7 @@ async function startInstance(failOpenInstances = 1): Promise<Instance> {
   const client = await connectForFailOpen(redis.url, 300);
   client.on('error', () => undefined);
   const tollgate = new Tollgate({ redis: client, timeoutMs: 300 });
-  const guard = quotaGuard({ tollgate, kind: 'geocoding', failOpen: true, failOpenInstances, timeoutMs: 300, log: () => undefined });
+  const guard = quotaGuard({ tollgate, kind: 'geocoding', failOpen: true, failOpenInstances, timeoutMs: 300, logger: SILENT_LOGGER });
   const app: Express = express();
   app.get('/u/:username/api/v1/geocode', guard, (_req, res) => {
     res.json({ ok: true });

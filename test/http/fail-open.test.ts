@@ -1,4 +1,5 @@
 // Fail-open over real HTTP: serve from the local journal while Redis is down, write it back when Redis returns.
+import { captureLogs } from '../helpers/logs.js';
 import express, { type ErrorRequestHandler, type Express } from 'express';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
@@ -15,7 +16,7 @@ let tollgate: Tollgate;
 let client: Redis;
 let admin: Redis;
 const servers = serveForFile();
-const warnings: string[] = [];
+const logs = captureLogs();
 
 beforeAll(async () => {
   redis = await RestartableRedis.start();
@@ -76,7 +77,7 @@ describe('fail-open', () => {
     const released = new Promise<void>((resolve) => {
       release = resolve;
     });
-    const options = { tollgate, kind: 'geocoding' as const, failOpen: true, timeoutMs: 300, flushIntervalMs: 60_000, log: (m: string) => warnings.push(m) };
+    const options = { tollgate, kind: 'geocoding' as const, failOpen: true, timeoutMs: 300, flushIntervalMs: 60_000, logger: logs.logger };
     const guard = quotaGuard(options);
     const small = quotaGuard({ ...options, journalMaxEntries: 2 });
     const { url } = await servers.start(appWith(guard, { started, release: released }));

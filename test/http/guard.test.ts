@@ -1,4 +1,5 @@
 // The quota guard over real HTTP: identity, admission, settlement by response status, 429/401/503 problems, headers.
+import { SILENT_LOGGER } from '../../src/observability/logging.js';
 import express, { type ErrorRequestHandler, type Express } from 'express';
 import { Redis } from 'ioredis';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -68,7 +69,7 @@ async function setup(extra: Partial<QuotaGuardOptions> = {}): Promise<Setup> {
   const guard = quotaGuard({
     tollgate,
     kind: 'geocoding',
-    log: () => undefined,
+    logger: SILENT_LOGGER,
     cost: (req) => {
       const raw = req.query.cost;
       if (raw === undefined) return 1;
@@ -345,7 +346,7 @@ describe('Redis unavailable', () => {
     const port = await freePort();
     const down = new Tollgate({ redis: `redis://127.0.0.1:${port}`, timeoutMs: 200 });
     try {
-      const guard = quotaGuard({ tollgate: down, kind: 'geocoding', timeoutMs: 200, log: () => undefined });
+      const guard = quotaGuard({ tollgate: down, kind: 'geocoding', timeoutMs: 200, logger: SILENT_LOGGER });
       const served = await servers.start(appWith(guard));
       const runs = handlerRuns;
       const byKey = await call(thing(served.url, 'someone', 'api_key=k'));

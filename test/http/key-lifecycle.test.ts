@@ -1,4 +1,5 @@
 // API key lifecycle end to end (issue 11 items 1-2): keys made, rotated and revoked with the CLI, checked by the HTTP guard.
+import { SILENT_LOGGER } from '../../src/observability/logging.js';
 import express, { type Express } from 'express';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { Tollgate } from '../../src/index.js';
@@ -18,7 +19,7 @@ let base: string;
 beforeAll(async () => {
   tollgate = new Tollgate({ redis: redis.client() });
   const app: Express = express();
-  app.get('/u/:username/api/v1/thing', quotaGuard({ tollgate, kind: 'geocoding', log: () => undefined }), (_req, res) => {
+  app.get('/u/:username/api/v1/thing', quotaGuard({ tollgate, kind: 'geocoding', logger: SILENT_LOGGER }), (_req, res) => {
     res.json({ ok: true });
   });
   base = (await servers.start(app)).url;

@@ -1,4 +1,5 @@
 // The demo server bounds slow and piled-up clients: a trickled body is cut off with 408, connections past the cap are closed.
+import { SILENT_LOGGER } from '../../src/observability/logging.js';
 import { connect, type Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEMO_ACCOUNTS } from '../../demo/src/bootstrap.js';
@@ -16,6 +17,7 @@ beforeAll(async () => {
     redisUrl: redis.url,
     serverLimits: { headersTimeoutMs: 300, requestTimeoutMs: 800, maxConnections: 4 },
     log: () => undefined,
+    logger: SILENT_LOGGER,
   });
 });
 afterAll(async () => {

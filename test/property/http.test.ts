@@ -1,4 +1,5 @@
 // Property-based: arbitrary requests to the demo (paths, query strings, bodies, headers) never get a 5xx, errors are problem+json, and a refusal writes nothing.
+import { SILENT_LOGGER } from '../../src/observability/logging.js';
 import { request as httpRequest, Agent } from 'node:http';
 import fc from 'fast-check';
 import { Redis } from 'ioredis';
@@ -32,7 +33,7 @@ beforeAll(async () => {
   await writeUser(admin, users[0] as string, { geocoding_quota: '300', here_isolines_quota: '100', map_key: keyOf(users[0] as string), isolines_provider: 'straightline' });
   await writeUser(admin, users[1] as string, { organization: org, map_key: keyOf(users[1] as string) });
   await writeUser(admin, users[2] as string, { geocoding_quota: '3', here_isolines_quota: '2', map_key: keyOf(users[2] as string) });
-  demo = createDemoApp({ tollgate, geocoder: CitiesGazetteer.load(), isolines: new StraightLineIsolines(), log: () => undefined });
+  demo = createDemoApp({ tollgate, geocoder: CitiesGazetteer.load(), isolines: new StraightLineIsolines(), logger: SILENT_LOGGER });
   served = await serve(demo.app);
 });
 afterAll(async () => {
