@@ -92,6 +92,15 @@ export {
 export { TIME_FRAMES, type DayFrame, type TimeFrame } from './admin/inputs.js';
 export { QUOTA_KINDS, METRICS, isQuotaKind, quotaKindSpec, type Metric, type QuotaKind, type QuotaKindSpec } from './core/quota-kinds.js';
 export type { RedisClient } from './redis/connection.js';
+export {
+  REDIS_ENV,
+  describeTarget,
+  redactUrl,
+  redisTargetFromEnv,
+  type HostPort,
+  type RedisTarget,
+} from './core/redis-target.js';
+export { closeRedis, openRedis, type OpenRedisOptions } from './redis/topology.js';
 export { billingCycle, type CalendarDay, type Cycle, type CycleSpan } from './core/cycle.js';
 export { orgConfigKey, userConfigKey, usageKey, type Owner, type OwnerType } from './core/keys.js';
 export { MAX_NAME_LENGTH } from './core/names.js';

@@ -39,13 +39,15 @@ import { orgConfigKey, requestIdKey, reservationSlot, usageKey, userConfigKey, t
 import { assertName } from './core/names.js';
 import { METRICS, quotaKindSpec, type Metric, type QuotaKind } from './core/quota-kinds.js';
 import { AccountCache, readOrg, serverTimeMs, type CachedAccount } from './redis/accounts.js';
-import { CallDeadlines, connect, isRedisClient, type RedisClient } from './redis/connection.js';
+import { CallDeadlines, type RedisClient } from './redis/connection.js';
 import { NOOP_OBSERVER, type RedisOperation, type TollgateLogger, type TollgateObserver } from './core/observer.js';
 import { observeDecision, observeFailure, observeSettle } from './core/observer.js';
 import { defaultLogger } from './observability/logging.js';
 import { watchConnection } from './redis/watch.js';
 import { ReservationIds, SettleBatcher } from './redis/reservations.js';
 import { compileDecidePlan, defineScripts, runDecide, type CompiledPlan, type DecideReply } from './redis/scripts.js';
+import { clientFor, redisOption } from './redis/topology.js';
+import type { RedisTarget } from './core/redis-target.js';
 
 const HOUR_MS = 3_600_000;
 const MINUTE_MS = 60_000;
@@ -65,10 +67,7 @@ export const DEFAULT_CREDIT_PRICES: Readonly<Record<QuotaKind, number>> = Object
 const creditPrice = z.number().int().min(0).max(1_000_000);
 
 const optionsSchema = z.strictObject({
-  redis: z.union([
-    z.string().regex(/^rediss?:\/\//, 'must be a redis:// or rediss:// URL'),
-    z.custom<RedisClient>((value) => isRedisClient(value), 'must be an ioredis client'),
-  ]),
+  redis: redisOption,
   clock: z.custom<() => number>((value) => typeof value === 'function', 'must be a function returning epoch ms').optional(),
   timeoutMs: z.number().int().min(10).max(60_000).default(1000),
   requestIdTtlMs: z.number().int().min(1000).max(30 * 24 * HOUR_MS).default(24 * HOUR_MS),
@@ -76,6 +75,7 @@ const optionsSchema = z.strictObject({
   maxAttempts: z.number().int().min(1).max(50).default(5),
   configCacheMs: z.number().int().min(0).max(10 * MINUTE_MS).default(MINUTE_MS),
   configCacheMaxUsers: z.number().int().min(1).max(10_000_000).default(10_000),
+  waitForReplicas: z.number().int().min(0).max(16).default(0),
   creditPrices: z
     .strictObject({ geocoding: creditPrice.optional(), isolines: creditPrice.optional(), routing: creditPrice.optional() })
     .optional()
@@ -90,8 +90,13 @@ const optionsSchema = z.strictObject({
 
 /** Options of {@link Tollgate}. Unknown keys are rejected when it is constructed. */
 export interface TollgateOptions {
-  /** An ioredis client (single node or Cluster) to use, or a `redis://` URL to open one. */
-  readonly redis: RedisClient | string;
+  /**
+   * An ioredis client to use (one server, or one built on Sentinel), or what to open: a
+   * `redis://` URL or a {@link RedisTarget} (`redisTargetFromEnv(process.env)`). A Redis
+   * Cluster (an ioredis `Cluster`, a cluster target, a list of seed URLs) is refused with
+   * ERR_TOLLGATE_INVALID_OPTIONS until the cluster key layout exists (docs/cluster.md).
+   */
+  readonly redis: RedisClient | RedisTarget | string | readonly string[];
   /**
    * Returns the current time in epoch ms. Default: the Redis server's clock, so app servers
    * with skewed clocks agree on the day and the cycle. Meant for tests.
@@ -117,6 +122,13 @@ export interface TollgateOptions {
   readonly configCacheMs?: number;
   /** Most users whose config is kept at once; the oldest goes first. Default 10,000. */
   readonly configCacheMaxUsers?: number;
+  /**
+   * Replicas that must acknowledge an admission (Redis `WAIT`) before consume answers; 0, the
+   * default, answers at once. With fewer acks within `timeoutMs`, consume fails with
+   * ERR_TOLLGATE_REDIS_UNAVAILABLE and the admission is refunded, so a failover cannot lose an
+   * admission that was served (docs/cluster.md).
+   */
+  readonly waitForReplicas?: number;
   /**
    * Credits each quota kind costs, in credits per 1000 units (integers, so millicredits per
    * unit). Charged only for members of orgs with budgeting on. Default {@link DEFAULT_CREDIT_PRICES}.
@@ -301,8 +313,7 @@ export class Tollgate {
       throw new InvalidInputError(ERROR_CODES.invalidOptions, `invalid Tollgate options: ${detail.join('; ')}`);
     }
     this.#options = Object.freeze(parsed.data);
-    this.#ownsClient = typeof parsed.data.redis === 'string';
-    this.#client = typeof parsed.data.redis === 'string' ? connect(parsed.data.redis, parsed.data.timeoutMs) : parsed.data.redis;
+    ({ client: this.#client, owned: this.#ownsClient } = clientFor(parsed.data.redis, parsed.data.timeoutMs));
     defineScripts(this.#client);
     this.#accounts = new AccountCache(this.#client, parsed.data.configCacheMs, parsed.data.configCacheMaxUsers);
     this.#ids = new ReservationIds(parsed.data.reservationTtlMs);
@@ -550,6 +561,24 @@ export class Tollgate {
     return { user, kind, cost };
   }
 
+  /**
+   * With `waitForReplicas`, holds an admission until that many replicas acknowledged it
+   * (WAIT covers every write this connection made so far, so this one too). Fewer acks:
+   * throws "unavailable" with the reservation marked unanswered, so consume refunds it.
+   */
+  async #awaitReplicas(startedMs: number, unanswered: InFlight | undefined, reservation: Reservation): Promise<void> {
+    const replicas = this.#options.waitForReplicas;
+    if (replicas === 0) return;
+    if (unanswered !== undefined) unanswered.reservation = reservation;
+    // WAIT ends a little before the caller's deadline, so its answer (not the timer) says why.
+    const budgetMs = Math.floor(this.#options.timeoutMs - (performance.now() - startedMs)) - DEADLINE_MARGIN_MS;
+    const acked = budgetMs >= 1 ? await this.#client.wait(replicas, budgetMs) : 0;
+    if (acked < replicas) {
+      throw new RedisUnavailableError(`the admission was not acknowledged by ${replicas} replica(s) within ${this.#options.timeoutMs} ms; it is refunded (or, with a request id, collected by a retry)`);
+    }
+    if (unanswered !== undefined) unanswered.reservation = null;
+  }
+
   #bounded<T>(call: () => Promise<T>, operation: RedisOperation): Promise<T> {
     return this.#deadlines.run(call).catch((error: unknown) => {
       observeFailure(this.#observer, operation, error);
@@ -742,6 +771,7 @@ export class Tollgate {
           );
         case 'replayed': {
           const original = reply.signature === '' ? (reservation as Reservation) : reservationFromSignature(reply.signature);
+          await this.#awaitReplicas(startedMs, unanswered, original);
           const decision = decisionOf(account, plan, { allowed: true, used: reply.used, cost: original.cost });
           return { decision, account, reservation: original, replayed: true };
         }
@@ -754,6 +784,7 @@ export class Tollgate {
             cost,
             credits: budgeted ? reply.credits : null,
           });
+          if (reply.allowed && reservation !== null) await this.#awaitReplicas(startedMs, unanswered, reservation);
           return { decision, account, reservation: reply.allowed ? reservation : null, replayed: false };
         }
       }

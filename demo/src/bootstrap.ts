@@ -22,6 +22,7 @@ export function demoRedisArgs(dataDir: string): string[] {
 
 /** A Redis the demo may use, and how to let go of it. */
 export interface DemoRedis {
+  /** The URL of a single Redis; for a Cluster or a Sentinel group, a description (no passwords). */
   readonly url: string;
   /** True when the demo started this redis-server itself. */
   readonly private: boolean;

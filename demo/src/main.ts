@@ -1,4 +1,5 @@
 // Entry point of `npm start`: the demo service configured from the environment, stopped cleanly on SIGTERM/SIGINT.
+import { redisTargetFromEnv } from 'tollgate';
 import { parseFailOpen, startDemo } from './service.js';
 
 const port = Number(process.env.PORT ?? 3000);
@@ -11,7 +12,8 @@ try {
   const service = await startDemo({
     port,
     host: process.env.HOST ?? '127.0.0.1',
-    redisUrl: process.env.REDIS_URL,
+    // REDIS_CLUSTER, REDIS_SENTINELS + REDIS_SENTINEL_NAME, or REDIS_URL (docs/cluster.md).
+    redisTarget: redisTargetFromEnv(process.env),
     redisDataDir: process.env.TOLLGATE_DEMO_REDIS_DIR,
     failOpen: parseFailOpen(process.env.TOLLGATE_FAIL_OPEN),
     adminToken: process.env.TOLLGATE_ADMIN_TOKEN,

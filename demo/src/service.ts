@@ -7,10 +7,12 @@ import {
   combineObservers,
   connectForFailOpen,
   createLogger,
+  describeTarget,
   createMetrics,
   isQuotaKind,
   loggingObserver,
   type QuotaKind,
+  type RedisTarget,
   type TollgateLogger,
   type TollgateMetrics,
 } from 'tollgate';
@@ -56,8 +58,13 @@ export function limitedServer(app: RequestListener, limits: ServerLimits): Serve
 export interface DemoServiceOptions {
   readonly port: number;
   readonly host: string;
-  /** REDIS_URL; when absent the default URL, else a private redis-server. */
+  /** REDIS_URL; when absent (and no `redisTarget`) the default URL, else a private redis-server. */
   readonly redisUrl?: string | undefined;
+  /**
+   * Where Redis is, as `redisTargetFromEnv` reads it: a Cluster or Sentinel target is used
+   * as it is (it must answer); a single URL is treated like `redisUrl`. Wins over `redisUrl`.
+   */
+  readonly redisTarget?: RedisTarget | null | undefined;
   /** The URL tried when `redisUrl` is absent; tests point it at a dead port. */
   readonly defaultRedisUrl?: string;
   /** Data directory of a private redis-server (TOLLGATE_DEMO_REDIS_DIR); default under the OS temp dir. */
@@ -178,22 +185,35 @@ function demoReseeder(
 
 /** Starts everything and prints the banner. */
 export async function startDemo(options: DemoServiceOptions): Promise<DemoService> {
-  const redis = await resolveRedis({
-    url: options.redisUrl,
-    log: options.log,
-    dataDir: options.redisDataDir,
-    ...(options.defaultRedisUrl === undefined ? {} : { defaultUrl: options.defaultRedisUrl }),
-  });
+  const given = options.redisTarget ?? undefined;
+  const redis: DemoRedis =
+    given !== undefined && given.kind !== 'single'
+      ? { url: describeTarget(given), private: false, dataDir: null, stop: async () => undefined }
+      : await resolveRedis({
+          url: given?.url ?? options.redisUrl,
+          log: options.log,
+          dataDir: options.redisDataDir,
+          ...(options.defaultRedisUrl === undefined ? {} : { defaultUrl: options.defaultRedisUrl }),
+        });
+  const target: RedisTarget = given !== undefined && given.kind !== 'single' ? given : { kind: 'single', url: redis.url };
+  if (target.kind !== 'single') options.log(`Using ${redis.url}.`);
   let server: Server | undefined;
   // A client that never queues commands: needed for fail-open, harmless otherwise (503 at once while Redis is away).
-  const client = await connectForFailOpen(redis.url, 1000).catch(async (error: unknown) => {
+  const client = await connectForFailOpen(target, 1000).catch(async (error: unknown) => {
     await redis.stop();
-    throw error;
+    throw new Error(`${describeTarget(target)} does not answer: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
   });
   // Tollgate listens to the client's errors: one log line when Redis goes away, one when it is back.
   const logger = options.logger ?? createLogger();
   const metrics = createMetrics();
-  const tollgate = new Tollgate({ redis: client, logger, observer: combineObservers(metrics.observer, loggingObserver(logger)) });
+  let tollgate: Tollgate;
+  try {
+    tollgate = new Tollgate({ redis: client, logger, observer: combineObservers(metrics.observer, loggingObserver(logger)) });
+  } catch (error) {
+    // Refused (a Redis Cluster, until its layout exists): do not leave the client reconnecting.
+    client.disconnect();
+    throw error;
+  }
   try {
     const accounts = await seedDemo(tollgate.redis);
     const reseed = demoReseeder(tollgate, { user: accounts.user.key, smallUser: accounts.smallUser.key }, options.log);

@@ -50,12 +50,24 @@ function isReplyError(error: unknown): error is Error {
   return error instanceof Error && error.name === 'ReplyError';
 }
 
+/**
+ * Replies by which a Redis that is there says it cannot serve writes right now: a replica
+ * after a failover (READONLY), a master without enough replicas (NOREPLICAS, with
+ * min-replicas-to-write), a replica cut off from its master (MASTERDOWN), a server still
+ * loading (LOADING), a busy script (BUSY), a cluster without all its slots (CLUSTERDOWN,
+ * TRYAGAIN). Redis ran nothing of the command, so the caller may retry: "unavailable".
+ */
+const NOT_SERVING = ['READONLY', 'NOREPLICAS', 'MASTERDOWN', 'LOADING', 'BUSY', 'CLUSTERDOWN', 'TRYAGAIN'];
+
 /** Maps anything a Redis call throws onto Tollgate's typed errors, keeping the original as `cause`. */
 export function toTollgateError(error: unknown): TollgateError {
   if (error instanceof TollgateError) return error;
   if (isReplyError(error)) {
     if (error.message.startsWith('WRONGTYPE')) {
       return new TollgateError(ERROR_CODES.invalidConfig, 'a Tollgate key holds the wrong Redis type', { cause: error });
+    }
+    if (NOT_SERVING.some((prefix) => error.message.startsWith(`${prefix} `))) {
+      return new RedisUnavailableError(`Redis cannot serve writes right now: ${error.message}`, { cause: error });
     }
     return new UnexpectedReplyError(`Redis refused a Tollgate command: ${error.message}`, { cause: error });
   }
