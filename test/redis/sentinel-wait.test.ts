@@ -48,11 +48,12 @@ describe('waitForReplicas', () => {
   it('answers "unavailable" when fewer replicas acknowledge than asked, and refunds the admission', async () => {
     const user = newUser();
     await writeUser(admin, user, { geocoding_quota: '10' });
-    // The group has one replica: asking for two can never be met.
+    // The group has one replica: asking for two can never be met. (Whether WAIT's answer or
+    // the call's timer reaches the caller first depends on the machine's load; either way the
+    // admission is not answered as served, and it is refunded.)
     const gate = new Tollgate({ redis: admin, clock: () => LOAD_NOW, timeoutMs: 300, waitForReplicas: 2 });
     const error = await gate.consume({ user, kind: 'geocoding' }).catch((caught: unknown) => caught);
     expect(error).toBeInstanceOf(RedisUnavailableError);
-    expect((error as Error).message).toContain('not acknowledged by 2 replica(s)');
     await gate.close(); // waits for the background refund
     expect(await score(user, 'success_responses')).toBe(0);
     expect(await score(user, 'failed_responses')).toBe(1);
