@@ -1,8 +1,11 @@
 // Sentinel, on a real group (1 master, 1 replica, 3 sentinels): Tollgate through clients built from REDIS_SENTINELS, exact races, the CLI, and a failover under load.
 import type { Redis } from 'ioredis';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { Tollgate } from '../../src/index.js';
 import { runCli } from '../../src/cli/program.js';
+import { supportsFailOpen } from '../../src/redis/fail-open-support.js';
+import { DEMO_ACCOUNTS } from '../../demo/src/bootstrap.js';
+import { startDemo } from '../../demo/src/service.js';
 import { redisTargetFromEnv } from '../../src/core/redis-target.js';
 import { closeRedis, openRedis } from '../../src/redis/topology.js';
 import { uniqueName, writeUser } from '../helpers/fixtures.js';
@@ -65,6 +68,33 @@ describe('Tollgate on a Sentinel group', () => {
     } finally {
       await Promise.all(gates.map((gate) => gate.close()));
       await Promise.all(clients.map(closeRedis));
+    }
+  });
+
+  it('opens the client itself for a Sentinel target, and closes it on close()', async () => {
+    const user = newUser();
+    await writeUser(admin, user, { geocoding_quota: '5' });
+    const gate = new Tollgate({ redis: redisTargetFromEnv(env())!, clock: () => NOW });
+    const admission = await gate.consume({ user, kind: 'geocoding', cost: 2 });
+    expect(admission).toMatchObject({ allowed: true, used: 2, remaining: 3 });
+    await gate.close();
+    // QUIT is answered before the socket closes: the client ends just after.
+    await vi.waitFor(() => expect(gate.redis.status).toBe('end'));
+    expect(await counted(user)).toBe(2);
+  });
+
+  it('the demo on REDIS_SENTINELS + REDIS_SENTINEL_NAME serves through the master with a fail-open client', async () => {
+    const messages: string[] = [];
+    const service = await startDemo({ port: 0, host: '127.0.0.1', redisTarget: redisTargetFromEnv(env()), log: (m) => messages.push(m) });
+    try {
+      expect(messages.join('\n')).toContain(`Using the master "${group().masterName}" of the sentinels at`);
+      expect(supportsFailOpen(service.tollgate.redis)).toBe(true);
+      const geocode = /curl -i '([^']+\/geocode\?q=[^']+)'/.exec(messages.join('\n'))?.[1];
+      expect(geocode).toBeDefined();
+      expect((await fetch(geocode as string)).status).toBe(200);
+      expect(await admin.exists(`rails:users:${DEMO_ACCOUNTS.user}`)).toBe(1);
+    } finally {
+      await service.shutdown();
     }
   });
 
