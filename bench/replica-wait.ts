@@ -42,7 +42,8 @@ async function replicaInSync(replica: Redis): Promise<boolean> {
 async function main(): Promise<void> {
   // No 5 s pause before the replica's first full sync.
   const master = await startPrivateRedis({ args: ['--repl-diskless-sync-delay', '0'] });
-  const replicaServer = await startPrivateRedis({ args: ['--replicaof', '127.0.0.1', String(master.port)] });
+  // Loads the master's data straight into memory: no dump.rdb left in the working directory.
+  const replicaServer = await startPrivateRedis({ args: ['--replicaof', '127.0.0.1', String(master.port), '--repl-diskless-load', 'on-empty-db'] });
   const replica = new Redis(replicaServer.url);
   const clients = Array.from({ length: 4 }, () => new Redis(master.url));
   try {
