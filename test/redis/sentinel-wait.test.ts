@@ -79,10 +79,11 @@ describe('waitForReplicas', () => {
       admin,
       client: clientFromEnv,
       user: newUser(),
-      quota: 2000,
+      quota: 6000,
       options: { waitForReplicas: 1 },
     });
     console.log(`failover under load, waitForReplicas 1: ${JSON.stringify(figures)}`);
+    expect(figures.servedAfterFailover).toBeGreaterThan(0);
     expect(figures.counted).toBe(figures.quota);
     expect(figures.served).toBeLessThanOrEqual(figures.quota);
   }, 60_000);
