@@ -1,5 +1,5 @@
 // API keys as a user hash stores them: CARTO's map_key, Tollgate's named SHA-256 digests, and constant-time matching.
-import { createHash, timingSafeEqual } from 'node:crypto';
+import { hash, timingSafeEqual } from 'node:crypto';
 
 /**
  * A user hash as Redis returns it (the same shape as config.ts's RawHash). Declared here, not
@@ -38,9 +38,12 @@ export const KEY_NAME = /^[a-z0-9][a-z0-9_-]{0,31}$/;
 const SHA256_HEX = /^[0-9a-f]{64}$/i;
 const EPOCH_MS = /^[0-9]{1,15}$/;
 
-/** SHA-256 of a string as bytes: the one digest helper for keys and tokens. */
+/**
+ * SHA-256 of a string (as UTF-8) as bytes: the one digest helper for keys and tokens. The
+ * one-shot `crypto.hash` (Node 20.12+) skips the Hash object: it runs once per guarded request.
+ */
 export function sha256(value: string): Buffer {
-  return createHash('sha256').update(value, 'utf8').digest();
+  return hash('sha256', value, 'buffer');
 }
 
 /** Lowercase hex SHA-256 of a string, as stored in the digest fields. */
