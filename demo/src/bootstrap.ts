@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { accessSync, constants, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
-import { MAP_KEY_FIELD, orgConfigKey, userConfigKey, type RedisClient } from 'tollgate';
+import { MAP_KEY_FIELD, orgConfigKey, redactUrl, userConfigKey, type RedisClient } from 'tollgate';
 import { redisAnswers, startPrivateRedis } from './private-server.js';
 
 /** The URL used when REDIS_URL is not set. */
@@ -32,16 +32,6 @@ export interface DemoRedis {
   stop(): Promise<void>;
 }
 
-/** A URL safe to print: the password, if any, replaced. */
-export function redactUrl(url: string): string {
-  try {
-    const parsed = new URL(url);
-    if (parsed.password !== '') parsed.password = '***';
-    return parsed.toString();
-  } catch {
-    return '<unparseable URL>';
-  }
-}
 
 /** The full path of `command` on PATH, or `null`. */
 export function findOnPath(command: string): string | null {
