@@ -2,26 +2,14 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { Tollgate } from '../../src/index.js';
-import { runCli } from '../../src/cli/program.js';
 import { snapshot, useNames, writeOrg, writeUser } from '../helpers/fixtures.js';
 import { useTestRedis } from '../helpers/redis.js';
-import { sink } from '../helpers/streams.js';
+import { cliFor } from '../helpers/cli.js';
 
 const redis = useTestRedis();
 const fresh = useNames(redis.client);
 
-async function cli(...args: string[]): Promise<{ code: number; out: string; err: string }> {
-  const out = sink();
-  const err = sink();
-  const code = await runCli(args, { stdout: out.stream, stderr: err.stream, env: { REDIS_URL: redis.url() } });
-  return { code, out: out.text(), err: err.text() };
-}
-
-async function json<T = Record<string, any>>(...args: string[]): Promise<T> {
-  const result = await cli('--json', ...args);
-  expect([result.code, result.err]).toEqual([0, '']);
-  return JSON.parse(result.out) as T;
-}
+const { cli, json } = cliFor(redis.url);
 
 describe('missing verbs (item 3)', () => {
   it('--version prints the version of package.json', async () => {

@@ -1,12 +1,12 @@
 // The quota guard over real HTTP: identity, admission, settlement by response status, 429/401/503 problems, headers.
 import { SILENT_LOGGER } from '../../src/observability/logging.js';
 import express, { type ErrorRequestHandler, type Express } from 'express';
-import { Redis } from 'ioredis';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { Tollgate, apiKeyDigest } from '../../src/index.js';
 import { badRequest, markEmpty, markOutcome, quotaGuard, type QuotaGuard, type QuotaGuardOptions } from '../../src/http/index.js';
 import { snapshot, useNames, writeOrg, writeUser } from '../helpers/fixtures.js';
 import { freePort } from '../helpers/redis-server.js';
+import { countingClient } from '../helpers/counting-client.js';
 import { useTestRedis } from '../helpers/redis.js';
 import { call, serveForFile } from './support.js';
 
@@ -196,13 +196,7 @@ describe('admission and settlement', () => {
 
 describe('one round trip', () => {
   it('a successful guarded request costs exactly one Redis command, the API key check included; a failed one adds one settle', async () => {
-    const client = new Redis(redis.url());
-    const sent: string[] = [];
-    const original = client.sendCommand.bind(client);
-    client.sendCommand = ((command: { name: string }) => {
-      sent.push(command.name);
-      return original(command as never);
-    }) as typeof client.sendCommand;
+    const { client, sent } = countingClient(redis.url());
     const counting = new Tollgate({ redis: client });
     try {
       const { url, guard } = await setup({ tollgate: counting });

@@ -3,11 +3,10 @@ import { SILENT_LOGGER } from '../../src/observability/logging.js';
 import express, { type Express } from 'express';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { Tollgate } from '../../src/index.js';
-import { runCli } from '../../src/cli/program.js';
 import { quotaGuard } from '../../src/http/index.js';
 import { useNames, writeUser } from '../helpers/fixtures.js';
 import { useTestRedis } from '../helpers/redis.js';
-import { sink } from '../helpers/streams.js';
+import { cliFor } from '../helpers/cli.js';
 import { serveForFile } from './support.js';
 
 const redis = useTestRedis();
@@ -25,18 +24,7 @@ beforeAll(async () => {
   base = (await servers.start(app)).url;
 });
 
-async function cli(...args: string[]): Promise<{ code: number; out: string; err: string }> {
-  const out = sink();
-  const err = sink();
-  const code = await runCli(args, { stdout: out.stream, stderr: err.stream, env: { REDIS_URL: redis.url() } });
-  return { code, out: out.text(), err: err.text() };
-}
-
-async function json<T = Record<string, any>>(...args: string[]): Promise<T> {
-  const result = await cli('--json', ...args);
-  expect([result.code, result.err]).toEqual([0, '']);
-  return JSON.parse(result.out) as T;
-}
+const { cli, json } = cliFor(redis.url);
 
 const status = async (user: string, key: string): Promise<number> =>
   (await fetch(`${base}/u/${user}/api/v1/thing?api_key=${encodeURIComponent(key)}`)).status;

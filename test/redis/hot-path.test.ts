@@ -1,11 +1,11 @@
 // The common path costs one Redis command, keeps every guarantee, and leaves little behind in Redis.
 import type { Redis } from 'ioredis';
-import { Redis as RedisClient } from 'ioredis';
 import { afterAll, describe, expect, it } from 'vitest';
 import { sha256Hex } from '../../src/core/api-keys.js';
 import { reservationSlot } from '../../src/core/keys.js';
 import { AuthenticationError, ERROR_CODES, Tollgate } from '../../src/index.js';
 import { snapshot, useNames, writeUser } from '../helpers/fixtures.js';
+import { countingClient } from '../helpers/counting-client.js';
 import { useTestRedis } from '../helpers/redis.js';
 
 const redis = useTestRedis();
@@ -14,13 +14,7 @@ const opened: Array<{ gate: Tollgate; client: Redis }> = [];
 
 /** A Tollgate on a client of its own whose every command sent is recorded by name. */
 function countingTollgate(options: Partial<ConstructorParameters<typeof Tollgate>[0]> = {}): { gate: Tollgate; sent: string[] } {
-  const client = new RedisClient(redis.url());
-  const sent: string[] = [];
-  const original = client.sendCommand.bind(client);
-  client.sendCommand = ((command: { name: string }) => {
-    sent.push(command.name);
-    return original(command as never);
-  }) as typeof client.sendCommand;
+  const { client, sent } = countingClient(redis.url());
   const gate = new Tollgate({ redis: client, ...options });
   opened.push({ gate, client });
   return { gate, sent };
