@@ -610,17 +610,7 @@ export class Tollgate {
       throw error;
     }
     const credits = planCredits(account, budget, this.#options.creditPrices[kind], plan.yyyymm);
-    const compiled = compileDecidePlan({
-      fingerprint: plan.fingerprint,
-      reads: plan.reads,
-      charges: plan.charges,
-      day: plan.day,
-      dayStartMs: plan.dayStartMs,
-      dayEndMs: plan.dayEndMs,
-      quota: account.quota,
-      softLimit: account.softLimit,
-      credits,
-    });
+    const compiled = compileDecidePlan(account, plan, credits);
     const cycleStartMs = dayStartMs(plan.cycle.start);
     const kindPlan: KindPlan = {
       account,

@@ -3,8 +3,8 @@ import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { FingerprintPart } from '../core/config.js';
-import type { Charge, CreditPlan, Increment, UsageRead } from '../core/accounting.js';
+import type { CreditPlan, DecisionPlan, Increment } from '../core/accounting.js';
+import type { Account } from '../core/config.js';
 import { CREDIT_FIELDS } from '../core/config.js';
 import { UnexpectedReplyError } from '../core/errors.js';
 import type { RedisClient } from './connection.js';
@@ -64,21 +64,6 @@ export function commandOf(client: RedisClient, source: ScriptSource): ScriptComm
   return command.bind(client);
 }
 
-/** What one decision needs that stays the same for an account, a quota kind and a UTC day. */
-export interface DecidePlanInput {
-  /** Config fields the plan relied on, per hash (user first); re-checked by the script. */
-  readonly fingerprint: readonly FingerprintPart[];
-  readonly reads: readonly UsageRead[];
-  readonly charges: readonly Charge[];
-  readonly day: string;
-  readonly dayStartMs: number;
-  readonly dayEndMs: number;
-  readonly quota: number;
-  readonly softLimit: boolean;
-  /** The credit check of an org member, or `null`. */
-  readonly credits: CreditPlan | null;
-}
-
 /** A plan flattened for decide.lua once, reused by every call until the account or the day changes. */
 export interface CompiledPlan {
   /** KEYS after the two per-call ones: config hashes, read keys, charge keys, credit ledgers. */
@@ -90,10 +75,9 @@ export interface CompiledPlan {
 }
 
 /** Flattens a plan for decide.lua: one HMGET per config hash, named fields in one cjson payload. */
-export function compileDecidePlan(input: DecidePlanInput): CompiledPlan {
-  const credits = input.credits;
+export function compileDecidePlan(account: Account, plan: DecisionPlan, credits: CreditPlan | null): CompiledPlan {
   const parts = new Map<string, { f: string[]; v: Array<string | null>; x: string[] }>();
-  for (const part of [...input.fingerprint, ...(credits?.fingerprint ?? [])]) {
+  for (const part of [...plan.fingerprint, ...(credits?.fingerprint ?? [])]) {
     let merged = parts.get(part.key);
     if (merged === undefined) {
       merged = { f: [], v: [], x: [] };
@@ -133,17 +117,17 @@ export function compileDecidePlan(input: DecidePlanInput): CompiledPlan {
       ...(v.every((value) => value === null) ? { e: true } : {}),
       x,
     })),
-    rd: input.reads.map((read) => [read.fromDay, read.toDay]),
-    ch: input.charges.map((charge) => [charge.perCost, charge.fixed]),
-    day: input.day,
-    ds: input.dayStartMs,
-    de: input.dayEndMs,
-    q: input.quota,
-    soft: input.softLimit,
+    rd: plan.reads.map((read) => [read.fromDay, read.toDay]),
+    ch: plan.charges.map((charge) => [charge.perCost, charge.fixed]),
+    day: plan.day,
+    ds: plan.dayStartMs,
+    de: plan.dayEndMs,
+    q: account.quota,
+    soft: account.softLimit,
     ...(cr === undefined ? {} : { cr }),
   });
   return {
-    keys: [...configKeys, ...input.reads.map((read) => read.key), ...input.charges.map((charge) => charge.key), ...ledgers],
+    keys: [...configKeys, ...plan.reads.map((read) => read.key), ...plan.charges.map((charge) => charge.key), ...ledgers],
     json,
     configKeys,
   };

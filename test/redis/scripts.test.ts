@@ -18,17 +18,7 @@ async function admissionFor(user: string, deadlineMs: number | null): Promise<{ 
   const { source, serverNowMs } = await readAccount(client, user);
   const account = resolveAccount(source, 'geocoding');
   const plan = planDecision(account, serverNowMs);
-  const compiled = compileDecidePlan({
-    fingerprint: plan.fingerprint,
-    reads: plan.reads,
-    charges: plan.charges,
-    day: plan.day,
-    dayStartMs: plan.dayStartMs,
-    dayEndMs: plan.dayEndMs,
-    quota: account.quota,
-    softLimit: account.softLimit,
-    credits: null,
-  });
+  const compiled = compileDecidePlan(account, plan, null);
   const slot = new ReservationIds(60_000).next(serverNowMs);
   const call: DecideCall = {
     mode: 'consume',
