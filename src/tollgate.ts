@@ -46,7 +46,8 @@ import { defaultLogger } from './observability/logging.js';
 import { watchConnection } from './redis/watch.js';
 import { ReservationIds, SettleBatcher } from './redis/reservations.js';
 import { compileDecidePlan, defineScripts, runDecide, type CompiledPlan, type DecideReply } from './redis/scripts.js';
-import { clientFor, redisOption } from './redis/topology.js';
+import { CLUSTER_NEEDS_LAYOUT, clientFor, isClusterOption, redisOption } from './redis/topology.js';
+import { KEY_LAYOUT_NAMES, keyLayout, type KeyLayout, type KeyLayoutName } from './core/layout.js';
 import type { RedisTarget } from './core/redis-target.js';
 
 const HOUR_MS = 3_600_000;
@@ -82,21 +83,36 @@ const optionsSchema = z.strictObject({
     .transform((prices) => Object.freeze({ ...DEFAULT_CREDIT_PRICES, ...prices })),
   observer: z.custom<TollgateObserver>((value) => typeof (value as TollgateObserver | null)?.decision === 'function', 'must be a TollgateObserver').optional(),
   logger: z.custom<TollgateLogger>((value) => typeof (value as TollgateLogger | null)?.warn === 'function', 'must be a logger (pino)').optional(),
-}).refine((options) => options.reservationTtlMs >= options.timeoutMs, {
+  keyLayout: z.enum(KEY_LAYOUT_NAMES as [KeyLayoutName, ...KeyLayoutName[]]).default('carto'),
+}).superRefine((options, context) => {
   // A reservation must outlive any write of its admission: past the call timeout decide.lua writes nothing.
-  message: 'must be at least timeoutMs',
-  path: ['reservationTtlMs'],
+  if (options.reservationTtlMs < options.timeoutMs) {
+    context.addIssue({ code: 'custom', message: 'must be at least timeoutMs', path: ['reservationTtlMs'] });
+  }
+  if (isClusterOption(options.redis)) {
+    if (options.keyLayout !== 'cluster') context.addIssue({ code: 'custom', message: CLUSTER_NEEDS_LAYOUT, path: ['keyLayout'] });
+    // WAIT must reach the master that ran the admission; on a cluster that needs the decide call pipelined with it.
+    if (options.waitForReplicas > 0) {
+      context.addIssue({ code: 'custom', message: 'is not supported on a Redis Cluster yet (docs/cluster.md); use 0', path: ['waitForReplicas'] });
+    }
+  }
 });
 
 /** Options of {@link Tollgate}. Unknown keys are rejected when it is constructed. */
 export interface TollgateOptions {
   /**
-   * An ioredis client to use (one server, or one built on Sentinel), or what to open: a
-   * `redis://` URL or a {@link RedisTarget} (`redisTargetFromEnv(process.env)`). A Redis
-   * Cluster (an ioredis `Cluster`, a cluster target, a list of seed URLs) is refused with
-   * ERR_TOLLGATE_INVALID_OPTIONS until the cluster key layout exists (docs/cluster.md).
+   * An ioredis client to use (one server, a Sentinel-built client, a `Cluster`), or what to
+   * open: a `redis://` URL, a list of cluster seed URLs, or a {@link RedisTarget}
+   * (`redisTargetFromEnv(process.env)`). A Redis Cluster needs `keyLayout: 'cluster'`.
    */
   readonly redis: RedisClient | RedisTarget | string | readonly string[];
+  /**
+   * Where keys live. `carto` (default): CARTO's names (`rails:users:<u>`, `user:<u>:...`), for
+   * one Redis or Sentinel. `cluster`: every key of one decision in its pool's hash slot
+   * (`rails:users:{user:<u>}`, `org:{org:<o>}:...`), required on a Redis Cluster and usable on
+   * any Redis. `tollgate migrate` copies a keyspace from one to the other (docs/cluster.md).
+   */
+  readonly keyLayout?: KeyLayoutName;
   /**
    * Returns the current time in epoch ms. Default: the Redis server's clock, so app servers
    * with skewed clocks agree on the day and the cycle. Meant for tests.
@@ -296,6 +312,7 @@ export class Tollgate {
   readonly #client: RedisClient;
   readonly #ownsClient: boolean;
   readonly #options: Readonly<ParsedOptions>;
+  readonly #layout: KeyLayout;
   readonly #accounts: AccountCache;
   readonly #ids: ReservationIds;
   readonly #settler: SettleBatcher;
@@ -313,6 +330,7 @@ export class Tollgate {
       throw new InvalidInputError(ERROR_CODES.invalidOptions, `invalid Tollgate options: ${detail.join('; ')}`);
     }
     this.#options = Object.freeze(parsed.data);
+    this.#layout = keyLayout(parsed.data.keyLayout);
     ({ client: this.#client, owned: this.#ownsClient } = clientFor(parsed.data.redis, parsed.data.timeoutMs));
     defineScripts(this.#client);
     this.#accounts = new AccountCache(this.#client, parsed.data.configCacheMs, parsed.data.configCacheMaxUsers);
@@ -332,6 +350,11 @@ export class Tollgate {
   /** The logger given at construction (JSON on stderr by default); the guards log through it too. */
   get logger(): TollgateLogger {
     return this.#logger;
+  }
+
+  /** The key layout in use: where the admin tools and reports find config and counters. */
+  get keyLayout(): KeyLayout {
+    return this.#layout;
   }
 
   /** The ioredis client in use, for callers that share it (the admin tools, health checks). */

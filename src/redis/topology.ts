@@ -79,15 +79,15 @@ export function openRedis(target: RedisTarget, options: OpenRedisOptions): Redis
 }
 
 /**
- * Why a cluster client is refused for now: decide.lua reads and writes a user's config and
- * counters and its org's in one script, and the CARTO layout puts them in different hash
- * slots (a cluster answers CROSSSLOT). The cluster key layout designed in docs/cluster.md
- * puts them in one slot; until it exists, refusing at construction beats failing every call.
+ * Why a Redis Cluster needs the cluster key layout: decide.lua reads and writes a user's config
+ * and counters and its org's in one script, and the CARTO layout puts them in different hash
+ * slots (a cluster answers CROSSSLOT). The cluster layout (docs/cluster.md) puts every key of
+ * one decision in its pool's slot; refusing at construction beats failing every call.
  */
 export const CLUSTER_NEEDS_LAYOUT =
-  'a Redis Cluster needs the cluster key layout (docs/cluster.md), which keeps every key of one decision in one hash slot; ' +
+  "a Redis Cluster needs the cluster key layout (keyLayout: 'cluster', docs/cluster.md), which keeps every key of one decision in one hash slot; " +
   'the CARTO layout spreads a user and its org over several slots, so every decision would fail with CROSSSLOT. ' +
-  'This version has only the CARTO layout: use a single Redis or a Sentinel group';
+  'Copy a CARTO keyspace into it with `tollgate migrate --to cluster`';
 
 const url = z.string().regex(/^rediss?:\/\//, 'must be a redis:// or rediss:// URL');
 const hostPort = z.strictObject({ host: z.string().min(1).max(255), port: z.number().int().min(1).max(65_535) });
@@ -95,8 +95,8 @@ const hostPort = z.strictObject({ host: z.string().min(1).max(255), port: z.numb
 /**
  * The `redis` option of `new Tollgate()`: a `redis://` URL, a {@link RedisTarget} (as
  * `redisTargetFromEnv` returns it), an ioredis client, or a list of cluster seed URLs.
- * Cluster clients, cluster targets and seed lists are refused with
- * {@link CLUSTER_NEEDS_LAYOUT} (ERR_TOLLGATE_INVALID_OPTIONS) until the cluster layout exists.
+ * A cluster (a Cluster client, a cluster target, seed URLs) needs the cluster key layout
+ * ({@link isClusterOption}, {@link CLUSTER_NEEDS_LAYOUT}).
  */
 export const redisOption = z
   .union([
@@ -109,18 +109,36 @@ export const redisOption = z
       z.strictObject({ kind: z.literal('cluster'), nodes: z.array(hostPort).min(1) }),
     ]),
   ])
-  .refine(
-    (value) => !(Array.isArray(value) || (isRedisClient(value) ? isCluster(value) : typeof value === 'object' && value.kind === 'cluster')),
-    CLUSTER_NEEDS_LAYOUT,
-  )
-  .transform((value) => value as string | RedisClient | RedisTarget);
+  .transform((value) => value as string | readonly string[] | RedisClient | RedisTarget);
+
+const isSeedList = (value: unknown): value is readonly string[] => Array.isArray(value);
+
+/** Whether a parsed `redis` option names a Redis Cluster. */
+export function isClusterOption(value: string | readonly string[] | RedisClient | RedisTarget): boolean {
+  if (typeof value === 'string') return false;
+  if (isSeedList(value)) return true;
+  if (isRedisClient(value)) return isCluster(value);
+  return (value as RedisTarget).kind === 'cluster';
+}
+
+/** The cluster target of seed URLs (`redis://host:port`); a password in them is not kept. */
+function seedTarget(urls: readonly string[]): RedisTarget {
+  return {
+    kind: 'cluster',
+    nodes: urls.map((seed) => {
+      const parsed = new URL(seed);
+      return { host: parsed.hostname.replace(/^\[|\]$/g, ''), port: parsed.port === '' ? 6379 : Number(parsed.port) };
+    }),
+  };
+}
 
 /**
  * The client for a parsed `redis` option, and whether Tollgate opened it (then `close()`
  * closes it): a URL or a target is opened here, a client passed in is used as it is.
  */
-export function clientFor(option: string | RedisClient | RedisTarget, timeoutMs: number): { client: RedisClient; owned: boolean } {
+export function clientFor(option: string | readonly string[] | RedisClient | RedisTarget, timeoutMs: number): { client: RedisClient; owned: boolean } {
   if (typeof option === 'string') return { client: connect(option, timeoutMs), owned: true };
+  if (isSeedList(option)) return { client: openRedis(seedTarget(option), { timeoutMs }), owned: true };
   if (isRedisClient(option)) return { client: option, owned: false };
   return { client: openRedis(option, { timeoutMs }), owned: true };
 }
