@@ -393,9 +393,9 @@ function createProgram(io: CliIo, session: Session): Command {
       planReport(request, Date.now());
       const nowMs = io.clock?.() ?? (await serverNowMs(session.ops));
       const needsAnchor = options.frame === 'cycle' || options.month !== undefined;
-      const plan = planReport(request, nowMs, needsAnchor ? await reportAnchorDay(session.ops.redis, target) : null);
+      const plan = planReport(request, nowMs, needsAnchor ? await reportAnchorDay(session.ops.redis, target, session.ops.keyLayout) : null);
       const format: ReportFormat = options.format ?? (json() ? 'json' : 'table');
-      let rows: AsyncIterable<ReportRow> = reportRows(session.ops.redis, plan);
+      let rows: AsyncIterable<ReportRow> = reportRows(session.ops.redis, plan, { layout: session.ops.keyLayout });
       if (options.unsorted !== true) rows = sortedRows(rows);
       if (options.totals) rows = withTotals(rows);
       const count = await writeReport(rows, format, io.stdout);
