@@ -93,8 +93,10 @@ export { TIME_FRAMES, type DayFrame, type TimeFrame } from './admin/inputs.js';
 export { QUOTA_KINDS, METRICS, isQuotaKind, quotaKindSpec, type Metric, type QuotaKind, type QuotaKindSpec } from './core/quota-kinds.js';
 export type { RedisClient } from './redis/connection.js';
 export {
+  KEY_LAYOUT_ENV,
   REDIS_ENV,
   describeTarget,
+  keyLayoutFromEnv,
   redactUrl,
   redisTargetFromEnv,
   type HostPort,

@@ -10,6 +10,7 @@ import {
   describeTarget,
   createMetrics,
   isQuotaKind,
+  keyLayoutFromEnv,
   loggingObserver,
   type QuotaKind,
   type RedisTarget,
@@ -72,6 +73,8 @@ export interface DemoServiceOptions {
   readonly failOpen?: readonly QuotaKind[];
   /** Mounts the admin API at /admin behind this bearer token (TOLLGATE_ADMIN_TOKEN); none when absent. */
   readonly adminToken?: string | undefined;
+  /** The key layout (TOLLGATE_KEY_LAYOUT): `carto` or `cluster`; default cluster on a Redis Cluster, else carto. */
+  readonly keyLayout?: string | undefined;
   /** Replaces the gazetteer (default: {@link CitiesGazetteer}). */
   readonly geocoder?: GeocodingProvider;
   /** Replaces the isolines provider (default: {@link StraightLineIsolines}). */
@@ -208,7 +211,8 @@ export async function startDemo(options: DemoServiceOptions): Promise<DemoServic
   const metrics = createMetrics();
   let tollgate: Tollgate;
   try {
-    tollgate = new Tollgate({ redis: client, logger, observer: combineObservers(metrics.observer, loggingObserver(logger)) });
+    const keyLayout = keyLayoutFromEnv({}, target, options.keyLayout);
+    tollgate = new Tollgate({ redis: client, keyLayout, logger, observer: combineObservers(metrics.observer, loggingObserver(logger)) });
   } catch (error) {
     // Refused (a Redis Cluster, until its layout exists): do not leave the client reconnecting.
     client.disconnect();

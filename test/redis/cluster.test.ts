@@ -93,18 +93,18 @@ describe('a Redis Cluster with the CARTO layout', () => {
     }
   });
 
-  it('the CLI on REDIS_CLUSTER exits 2 with the layout refusal', async () => {
+  it('the CLI on REDIS_CLUSTER with --key-layout carto exits 2 with the layout refusal', async () => {
     const out = sink();
     const err = sink();
-    const code = await runCli(['user', 'show', 'alice'], { stdout: out.stream, stderr: err.stream, env: env() });
+    const code = await runCli(['--key-layout', 'carto', 'user', 'show', 'alice'], { stdout: out.stream, stderr: err.stream, env: env() });
     expect(code).toBe(2);
     expect(err.text()).toContain('needs the cluster key layout');
     expect(err.text()).toContain(ERROR_CODES.invalidOptions);
   });
 
-  it('the demo on REDIS_CLUSTER refuses to start with the same reason', async () => {
+  it('the demo on REDIS_CLUSTER with the CARTO layout refuses to start with the same reason', async () => {
     const messages: string[] = [];
-    const error = await startDemo({ port: 0, host: '127.0.0.1', redisTarget: redisTargetFromEnv(env()), log: (m) => messages.push(m) }).catch(
+    const error = await startDemo({ port: 0, host: '127.0.0.1', redisTarget: redisTargetFromEnv(env()), keyLayout: 'carto', log: (m) => messages.push(m) }).catch(
       (caught: unknown) => caught,
     );
     expectLayoutRefusal(error);
