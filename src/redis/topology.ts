@@ -85,7 +85,7 @@ export function openRedis(target: RedisTarget, options: OpenRedisOptions): Redis
  * one decision in its pool's slot; refusing at construction beats failing every call.
  */
 export const CLUSTER_NEEDS_LAYOUT =
-  "a Redis Cluster needs the cluster key layout (keyLayout: 'cluster', docs/cluster.md), which keeps every key of one decision in one hash slot; " +
+  "a Redis Cluster needs the cluster key layout (docs/cluster.md; option keyLayout: 'cluster'), which keeps every key of one decision in one hash slot; " +
   'the CARTO layout spreads a user and its org over several slots, so every decision would fail with CROSSSLOT. ' +
   'Copy a CARTO keyspace into it with `tollgate migrate --to cluster`';
 

@@ -39,7 +39,7 @@ function constructionError(options: ConstructorParameters<typeof Tollgate>[0]): 
 function expectLayoutRefusal(error: unknown): void {
   expect(error).toBeInstanceOf(InvalidInputError);
   expect(error).toMatchObject({ code: ERROR_CODES.invalidOptions });
-  expect((error as Error).message).toContain('needs the cluster key layout (docs/cluster.md)');
+  expect((error as Error).message).toContain("needs the cluster key layout (docs/cluster.md; option keyLayout: 'cluster')");
 }
 
 describe('a Redis Cluster with the CARTO layout', () => {
@@ -66,6 +66,19 @@ describe('a Redis Cluster with the CARTO layout', () => {
     const before = await allKeys();
     expectLayoutRefusal(constructionError({ redis: client }));
     expect(await allKeys()).toEqual(before);
+  });
+
+  it('is accepted with keyLayout: \'cluster\', as a client or as seed URLs; WAIT for replicas is not offered there yet', async () => {
+    const withClient = new Tollgate({ redis: client, keyLayout: 'cluster' });
+    expect(withClient.keyLayout.name).toBe('cluster');
+    await withClient.close();
+    const fromSeeds = new Tollgate({ redis: cluster().urls, keyLayout: 'cluster' });
+    await fromSeeds.close();
+    expect(constructionError({ redis: client, keyLayout: 'cluster', waitForReplicas: 1 })).toMatchObject({
+      code: ERROR_CODES.invalidOptions,
+      message: expect.stringContaining('waitForReplicas: is not supported on a Redis Cluster yet'),
+    });
+    expect(constructionError({ redis: client, keyLayout: 'sharded' as never })).toMatchObject({ code: ERROR_CODES.invalidOptions });
   });
 
   it('is refused at construction when given as a list of seed URLs', () => {
