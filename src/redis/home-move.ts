@@ -176,6 +176,7 @@ async function leaveOldHome(
  * script in the new slot that also records `moved_from` so a re-run adds nothing twice; (3)
  * point the directory at the new org; (4) retire the old home and the carried counters. Each
  * step checks what the one before left, so running the same move again finishes it.
+ * `stopAfterStep` (tests) stops after that step, as a crash would.
  */
 export async function moveHome(
   client: RedisClient,
@@ -184,6 +185,7 @@ export async function moveHome(
   org: string | null,
   fields: (oldHash: RawHash) => HomeFields,
   nowMs: number,
+  stopAfterStep = 4,
 ): Promise<MoveOutcome> {
   const directoryKey = layout.directoryKey(user);
   const directory = await readHash(client, directoryKey);
@@ -197,6 +199,12 @@ export async function moveHome(
   if (currentOrg === org) {
     // Steps 1-3 are done (or there was no move): finish step 4 if it is pending.
     const home = newKey === directoryKey ? directory : await readHash(client, newKey);
+    if (home[MOVING_TO_FIELD] !== undefined) {
+      throw new ConflictError(
+        ERROR_CODES.concurrentChange,
+        `user ${user} is moving to ${home[MOVING_TO_FIELD]} (${newKey} field ${MOVING_TO_FIELD}): finish that move first by running the command that started it again`,
+      );
+    }
     const finished = await finishOldHome(client, layout, user, home, newTag, org);
     return finished ? { ...unchanged, result: 'moved', moveId: home[MOVED_FROM_FIELD]!.split('|').pop()! } : unchanged;
   }
@@ -229,6 +237,8 @@ export async function moveHome(
     );
   }
   const id = moveId as string;
+  const stopped: MoveOutcome = { result: 'moved', moveId: id, carriedKeys: 0, carriedRequestIds: 0 };
+  if (stopAfterStep <= 1) return stopped;
   const oldHash = await readHash(client, oldKey);
   if (oldHash[MOVING_TO_FIELD] !== newTag || oldHash[MOVE_ID_FIELD] !== id) {
     throw new ConflictError(ERROR_CODES.concurrentChange, `${oldKey} changed while moving ${user}; nothing more was written, run the command again`);
@@ -269,6 +279,7 @@ export async function moveHome(
   if (status === 4) throw new ConflictError(ERROR_CODES.concurrentChange, `${directoryKey} changed while moving ${user}; run the command again`);
   if (status === 5) throw new InvalidConfigError(keys.join(', '), '', 'a key of the new home holds the wrong Redis type; nothing was written');
   if (status !== 1 && status !== 2) throw new UnexpectedReplyError(`move-home: unknown status ${status}`);
+  if (stopAfterStep <= 2) return { ...stopped, carriedKeys: counters.length, carriedRequestIds: ids.length };
 
   // Step 3: point the directory at the new org (for a user becoming lone, step 2 did it; for a
   // lone user joining, the directory is the old home and step 4 does it in the same script).
@@ -279,6 +290,7 @@ export async function moveHome(
       'pointing the directory',
     );
   }
+  if (stopAfterStep <= 3) return { ...stopped, carriedKeys: counters.length, carriedRequestIds: ids.length };
   // Step 4: retire the old home.
   await leaveOldHome(client, layout, user, { key: oldKey, org: currentOrg }, oldHash, newTag, org, id);
   return { result: 'moved', moveId: id, carriedKeys: counters.length, carriedRequestIds: ids.length };

@@ -1,5 +1,5 @@
 // Where a user's decision fields live in a key layout (its "home"), and the names operators' tools list and scan.
-import { ORGANIZATION_FIELD, parseOrganization, type RawHash } from '../core/config.js';
+import { MOVING_FIELD, ORGANIZATION_FIELD, parseOrganization, type RawHash } from '../core/config.js';
 import { ERROR_CODES, NotFoundError } from '../core/errors.js';
 import { globLiteral, type OwnerType } from '../core/keys.js';
 import type { KeyLayout } from '../core/layout.js';
@@ -8,7 +8,7 @@ import { readHash } from './accounts.js';
 import type { RedisClient } from './connection.js';
 
 /** Field set on a home hash while its user moves away: the tag of the pool it moves to (docs/cluster.md). */
-export const MOVING_TO_FIELD = 'moving_to';
+export const MOVING_TO_FIELD = MOVING_FIELD;
 /** Field set with {@link MOVING_TO_FIELD}: the id of that move, so a re-run finishes the same move. */
 export const MOVE_ID_FIELD = 'move_id';
 /** Field written on a new home by the move that made it: `<old pool tag>|<move id>`. */
