@@ -27,7 +27,7 @@ import type { KeyLayout } from '../core/layout.js';
 import { assertName, nameProblem } from '../core/names.js';
 import { QUOTA_KINDS, quotaKindSpec, type QuotaKind } from '../core/quota-kinds.js';
 import { readHash, serverTimeMs } from '../redis/accounts.js';
-import { bounded, toTollgateError, type RedisClient } from '../redis/connection.js';
+import { bounded, isCluster, toTollgateError, type RedisClient } from '../redis/connection.js';
 import { configKeyPattern, MOVING_TO_FIELD, nameOfConfigKey, readHome, type Home } from '../redis/homes.js';
 import { moveHome } from '../redis/home-move.js';
 import { orgMembers, ownerUsageKeys, scanPage } from '../redis/scan.js';
@@ -667,7 +667,9 @@ export class AdminOperations {
     }
     for (let i = 0; i < usageKeys.length; i += 500) {
       const batch = usageKeys.slice(i, i + 500);
-      await this.#call(() => this.#client.unlink(...batch));
+      // A cluster refuses one UNLINK over several slots: one call per key there.
+      if (isCluster(this.#client)) await this.#call(() => Promise.all(batch.map((key) => this.#client.unlink(key))));
+      else await this.#call(() => this.#client.unlink(...batch));
     }
     const months = [...new Set(usageKeys.map((key) => this.#layout.parseUsageKey(key)?.yyyymm).filter((month): month is string => month !== undefined))].sort();
     return { deleted: `${owner.type}:${owner.name}`, usageKeys: usageKeys.length, months };

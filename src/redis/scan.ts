@@ -17,14 +17,27 @@ export interface ScanBatch {
   readonly keys: readonly string[];
 }
 
-/** The single-node clients to scan: the client itself, or every primary of a cluster. */
-function nodesOf(client: RedisClient): Redis[] {
-  return isCluster(client) ? client.nodes('master') : [client];
+/**
+ * The single-node clients to scan: the client itself, or every primary of a cluster, in a
+ * stable order (host:port) so a paging cursor means the same node to another process. A
+ * cluster client that has not loaded its slot map yet knows no node: one PING waits for it.
+ */
+async function nodesOf(client: RedisClient): Promise<Redis[]> {
+  if (!isCluster(client)) return [client];
+  if (client.status !== 'ready') {
+    try {
+      await client.ping();
+    } catch (error) {
+      throw toTollgateError(error);
+    }
+  }
+  const address = (node: Redis): string => `${node.options.host ?? ''}:${String(node.options.port ?? '')}`;
+  return client.nodes('master').sort((a, b) => (address(a) < address(b) ? -1 : address(a) > address(b) ? 1 : 0));
 }
 
 /** Yields the keys matching `pattern`, one SCAN batch at a time; memory stays at one batch. */
 export async function* scanBatches(client: RedisClient, pattern: string): AsyncGenerator<ScanBatch> {
-  for (const node of nodesOf(client)) {
+  for (const node of await nodesOf(client)) {
     let cursor = '0';
     do {
       let reply: [string, string[]];
@@ -118,7 +131,7 @@ const PAGE_CURSOR = /^(\d{1,4})-(\d{1,20})$/;
  * An unreadable cursor throws {@link InvalidInputError}.
  */
 export async function scanPage(client: RedisClient, pattern: string, cursor: string, count: number): Promise<ScanPage> {
-  const nodes = nodesOf(client);
+  const nodes = await nodesOf(client);
   let nodeIndex = 0;
   let nodeCursor = '0';
   if (cursor !== '0') {
