@@ -200,6 +200,18 @@ describe('tollgate on a Redis Cluster (cluster key layout)', () => {
     expect(masters.filter((count) => count > 0).length).toBeGreaterThan(1);
     const listed = (await cli('user', 'list', '--count', '3')).out.split('\n').filter((line) => line.startsWith(prefix));
     expect(listed.sort()).toEqual([...users].sort());
+    // One page per run, each run its own client: the cursor names the same master every time.
+    const paged: string[] = [];
+    let cursor = '0';
+    let pages = 0;
+    do {
+      const page = await json<{ names: string[]; cursor: string }>('user', 'list', '--cursor', cursor, '--count', '5');
+      paged.push(...page.names.filter((listedName) => listedName.startsWith(prefix)));
+      cursor = page.cursor;
+      pages += 1;
+    } while (cursor !== '0');
+    expect(pages).toBeGreaterThan(2);
+    expect(paged.sort()).toEqual([...users].sort());
     const orgs = (await cli('org', 'list')).out.split('\n');
     expect(orgs).toContain(org);
     // A member hash is not an org.
