@@ -172,9 +172,9 @@ function demoReseeder(
 ): () => Promise<string[]> {
   let running: Promise<string[]> | null = null;
   const once = async (): Promise<string[]> => {
-    const missing = await missingDemoAccounts(tollgate.redis);
+    const missing = await missingDemoAccounts(tollgate.redis, tollgate.keyLayout);
     if (missing.length === 0) return missing;
-    await seedDemo(tollgate.redis, keys);
+    await seedDemo(tollgate.redis, keys, tollgate.keyLayout);
     log(`Redis had lost the demo accounts (${missing.join(', ')}): seeded them again with the same keys. Their usage is gone; see "Persistence" in README.md.`);
     return missing;
   };
@@ -219,7 +219,7 @@ export async function startDemo(options: DemoServiceOptions): Promise<DemoServic
     throw error;
   }
   try {
-    const accounts = await seedDemo(tollgate.redis);
+    const accounts = await seedDemo(tollgate.redis, {}, tollgate.keyLayout);
     const reseed = demoReseeder(tollgate, { user: accounts.user.key, smallUser: accounts.smallUser.key }, options.log);
     // A Redis that comes back without its data (no persistence, or a wiped AOF) gets the demo accounts again.
     client.on('ready', () => void reseed().catch(() => undefined));

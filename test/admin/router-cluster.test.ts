@@ -6,6 +6,8 @@ import type { Cluster } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Tollgate } from '../../src/index.js';
 import { createAdminRouter } from '../../src/admin/router.js';
+import { startDemo } from '../../demo/src/service.js';
+import { redisTargetFromEnv } from '../../src/core/redis-target.js';
 import { useRedisCluster } from '../helpers/redis-cluster.js';
 import { uniqueName } from '../helpers/fixtures.js';
 
@@ -99,5 +101,25 @@ describe('the admin API with the cluster layout', () => {
     expect(refused.json.detail).toContain('moving');
     expect(await client.hget(`rails:users:{user:${user}}`, 'geocoding_quota')).toBe('0');
     await client.del(`rails:users:{user:${user}}`);
+  });
+
+  it('the demo on REDIS_CLUSTER seeds its accounts in the cluster layout, serves them, and mounts the admin API on that layout', async () => {
+    const target = redisTargetFromEnv({ REDIS_CLUSTER: cluster().nodes.slice(0, 3).map((node) => node.address).join(',') });
+    const printed: string[] = [];
+    const service = await startDemo({ port: 0, host: '127.0.0.1', redisTarget: target, adminToken: TOKEN, log: (m) => printed.push(m) });
+    try {
+      expect(service.tollgate.keyLayout.name).toBe('cluster');
+      const { user } = service.accounts;
+      expect(await client.hgetall(`rails:users:{user:${user.user}}`)).toEqual({ organization: 'tollgate-demo-org' });
+      expect(await client.hget(`rails:orgs:{org:tollgate-demo-org}:member:${user.user}`, 'map_key')).toBe(user.key);
+      const geocoded = await fetch(`${service.url}/u/${user.user}/api/v1/geocode?q=Madrid,%20ES&api_key=${user.key}`);
+      expect(geocoded.status).toBe(200);
+      await geocoded.arrayBuffer();
+      const shown = await fetch(`${service.url}/admin/users/${user.user}`, { headers: { authorization: `Bearer ${TOKEN}` } });
+      expect(shown.status).toBe(200);
+      expect(await shown.json()).toMatchObject({ organization: 'tollgate-demo-org', geocoding: { monthly_use: 1 } });
+    } finally {
+      await service.shutdown();
+    }
   });
 });
