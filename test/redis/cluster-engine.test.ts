@@ -4,6 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AuthenticationError, ERROR_CODES, Tollgate, type Admission } from '../../src/index.js';
 import { CLUSTER_LAYOUT } from '../../src/core/layout.js';
 import { sha256 } from '../../src/core/api-keys.js';
+import { writeJournalBatch } from '../../src/redis/journal-writeback.js';
 import { useRedisCluster } from '../helpers/redis-cluster.js';
 import { uniqueName } from '../helpers/fixtures.js';
 
@@ -207,5 +208,26 @@ describe('the cluster layout on a Redis Cluster', () => {
     expect(await tollgate.quota({ user, kind: 'geocoding' })).toMatchObject({ org: orgName, quota: 10, used: 4, remaining: 6 });
     expect((await tollgate.usage({ user, kind: 'geocoding' })).used).toBe(4);
     expect((await tollgate.usage({ org: orgName, kind: 'geocoding' })).used).toBe(4);
+  });
+
+  it('writes fail-open journal entries of several pools back in one batch, one script call per pool, each once', async () => {
+    const users = Array.from({ length: 5 }, () => uniqueName('u'));
+    const orgName = uniqueName('o');
+    const writes = users.map((user, i) => {
+      const org = i < 2 ? orgName : null;
+      const markerId = uniqueName('e');
+      return {
+        markerId,
+        markerKey: layout.journalMarkerKey(user, org, markerId),
+        group: layout.poolTag(user, org),
+        day: '07',
+        increments: [{ key: layout.usageKey({ type: 'user', name: user }, org, 'geocoder_here', 'success_responses', '202611'), delta: i + 1 }],
+      };
+    });
+    expect(await writeJournalBatch(client, writes)).toEqual(writes.map(() => 'written'));
+    expect(await writeJournalBatch(client, writes)).toEqual(writes.map(() => 'already_written'));
+    for (const [i, write] of writes.entries()) {
+      expect(await client.zscore(write.increments[0]!.key, '07')).toBe(String(i + 1));
+    }
   });
 });
