@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { accessSync, constants, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
-import { MAP_KEY_FIELD, orgConfigKey, redactUrl, userConfigKey, type RedisClient } from 'tollgate';
+import { CARTO_LAYOUT, MAP_KEY_FIELD, redactUrl, type KeyLayout, type RedisClient } from 'tollgate';
 import { redisAnswers, startPrivateRedis } from './private-server.js';
 
 /** The URL used when REDIS_URL is not set. */
@@ -176,22 +176,32 @@ async function ensureHash(client: RedisClient, key: string, fields: Record<strin
   return created === 1;
 }
 
-async function keyOf(client: RedisClient, user: string): Promise<string | null> {
-  const mapKey = await client.hget(userConfigKey(user), MAP_KEY_FIELD);
+/** The demo user's key, read where `layout` keeps its decision fields (for a member: its org's member hash). */
+async function keyOf(client: RedisClient, user: string, layout: KeyLayout): Promise<string | null> {
+  const org = await client.hget(layout.directoryKey(user), 'organization');
+  const mapKey = await client.hget(layout.userConfigKey(user, org === null || org === '' ? null : org), MAP_KEY_FIELD);
   return mapKey === null || mapKey === '' ? null : mapKey;
 }
 
-/** The config hashes the demo seeds. */
-export const DEMO_ACCOUNT_KEYS: readonly string[] = Object.freeze([
-  orgConfigKey(DEMO_ACCOUNTS.org),
-  userConfigKey(DEMO_ACCOUNTS.user),
-  userConfigKey(DEMO_ACCOUNTS.smallUser),
-]);
+/**
+ * The config hashes the demo seeds in `layout`: the org, the member's directory entry and
+ * decision-field hash (one hash in the CARTO layout, two in the cluster layout), the lone user's.
+ */
+export function demoAccountKeys(layout: KeyLayout = CARTO_LAYOUT): string[] {
+  const keys = [
+    layout.orgConfigKey(DEMO_ACCOUNTS.org),
+    layout.directoryKey(DEMO_ACCOUNTS.user),
+    layout.userConfigKey(DEMO_ACCOUNTS.user, DEMO_ACCOUNTS.org),
+    layout.directoryKey(DEMO_ACCOUNTS.smallUser),
+  ];
+  return [...new Set(keys)];
+}
 
 /** The demo's config hashes that do not exist (a Redis restarted without persistence, or flushed). */
-export async function missingDemoAccounts(client: RedisClient): Promise<string[]> {
-  const exists = await Promise.all(DEMO_ACCOUNT_KEYS.map((key) => client.exists(key)));
-  return DEMO_ACCOUNT_KEYS.filter((_, index) => exists[index] === 0);
+export async function missingDemoAccounts(client: RedisClient, layout: KeyLayout = CARTO_LAYOUT): Promise<string[]> {
+  const keys = demoAccountKeys(layout);
+  const exists = await Promise.all(keys.map((key) => client.exists(key)));
+  return keys.filter((_, index) => exists[index] === 0);
 }
 
 /**
@@ -200,13 +210,19 @@ export async function missingDemoAccounts(client: RedisClient): Promise<string[]
  * re-seed keeps the keys the banner printed), and kept in `map_key`, in clear, so the banner
  * can show them on every start: fine for a demo, not for production, where
  * `api_key_sha256` should hold only a digest.
+ *
+ * `layout` is the key layout of the Tollgate client that will serve them (`tollgate.keyLayout`).
+ * In the cluster layout the member's fields go to its member hash in the org's slot and its
+ * directory entry (own slot) only names the org; the member hash is written first, so a
+ * directory entry never points at a pool without it.
  */
 export async function seedDemo(
   client: RedisClient,
   keys: { readonly user?: string | null; readonly smallUser?: string | null } = {},
+  layout: KeyLayout = CARTO_LAYOUT,
 ): Promise<{ user: SeededUser; smallUser: SeededUser }> {
   const common = { period_end_date: '2016-01-01 00:00:00 UTC', ...PROVIDERS };
-  await ensureHash(client, orgConfigKey(DEMO_ACCOUNTS.org), {
+  await ensureHash(client, layout.orgConfigKey(DEMO_ACCOUNTS.org), {
     ...common,
     geocoding_quota: String(DEMO_QUOTAS.org.geocoding),
     here_isolines_quota: String(DEMO_QUOTAS.org.isolines),
@@ -214,7 +230,8 @@ export async function seedDemo(
     geocoding_block_price: '150',
     here_isolines_block_price: '300',
   });
-  const userCreated = await ensureHash(client, userConfigKey(DEMO_ACCOUNTS.user), {
+  const memberKey = layout.userConfigKey(DEMO_ACCOUNTS.user, DEMO_ACCOUNTS.org);
+  const userCreated = await ensureHash(client, memberKey, {
     ...common,
     organization: DEMO_ACCOUNTS.org,
     map_key: keys.user ?? randomBytes(16).toString('hex'),
@@ -222,7 +239,9 @@ export async function seedDemo(
     soft_here_isolines_limit: 'false',
     soft_mapzen_routing_limit: 'false',
   });
-  const smallCreated = await ensureHash(client, userConfigKey(DEMO_ACCOUNTS.smallUser), {
+  const directoryKey = layout.directoryKey(DEMO_ACCOUNTS.user);
+  if (directoryKey !== memberKey) await ensureHash(client, directoryKey, { organization: DEMO_ACCOUNTS.org });
+  const smallCreated = await ensureHash(client, layout.userConfigKey(DEMO_ACCOUNTS.smallUser, null), {
     ...common,
     map_key: keys.smallUser ?? randomBytes(16).toString('hex'),
     geocoding_quota: String(DEMO_QUOTAS.smallUser.geocoding),
@@ -232,7 +251,7 @@ export async function seedDemo(
     soft_here_isolines_limit: 'false',
   });
   return {
-    user: { user: DEMO_ACCOUNTS.user, key: await keyOf(client, DEMO_ACCOUNTS.user), created: userCreated },
-    smallUser: { user: DEMO_ACCOUNTS.smallUser, key: await keyOf(client, DEMO_ACCOUNTS.smallUser), created: smallCreated },
+    user: { user: DEMO_ACCOUNTS.user, key: await keyOf(client, DEMO_ACCOUNTS.user, layout), created: userCreated },
+    smallUser: { user: DEMO_ACCOUNTS.smallUser, key: await keyOf(client, DEMO_ACCOUNTS.smallUser, layout), created: smallCreated },
   };
 }
