@@ -67,6 +67,8 @@ export async function startClusterNodes(options: ClusterNodesOptions): Promise<C
               '--port', String(port), '--bind', '127.0.0.1', '--dir', dir.path,
               '--cluster-enabled', 'yes', '--cluster-config-file', `nodes-${port}.conf`,
               '--cluster-port', String(busPort), '--cluster-node-timeout', '2000',
+              // A lone master never learns its address from a peer's MEET; without this it announces "" in CLUSTER SLOTS.
+              '--cluster-announce-ip', '127.0.0.1',
               '--save', '', '--appendonly', 'no', '--repl-diskless-sync-delay', '0',
             ],
             { detached: options.detached ?? false },
