@@ -1,5 +1,5 @@
 // Cluster benchmark: consume() with the cluster key layout on a 1-master and a 3-master Redis Cluster, 10,000 users in 100 orgs plus lone users; ops/s, Redis CPU per master, slot spread.
-import { availableParallelism } from 'node:os';
+import { availableParallelism, loadavg } from 'node:os';
 import { Cluster } from 'ioredis';
 import { CLUSTER_LAYOUT, Tollgate } from '../src/index.js';
 import { infoField, startClusterNodes, type ClusterNodes } from '../test/helpers/cluster-nodes.js';
@@ -226,6 +226,7 @@ async function main(): Promise<void> {
       }
     }
     console.log(`clusters started and seeded in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+    const loadBefore = loadavg()[0] as number;
     const results = new Map<string, Figures[]>(targets.map((t) => [t.name, []]));
     const opsByPool = new Map<Target, Map<string, number>>(targets.map((t) => [t, new Map()]));
     for (let round = 0; round < ROUNDS; round += 1) {
@@ -237,7 +238,8 @@ async function main(): Promise<void> {
     console.log(
       `\ncluster benchmark: consume() with keyLayout 'cluster', ${IN_FLIGHT} calls in flight from one Node process (one ioredis Cluster client), ` +
         `${DURATION_MS} ms per run, ${ROUNDS} interleaved rounds (median); no replicas; ${USERS.length.toLocaleString('en')} users: ` +
-        `${(ORGS * MEMBERS_PER_ORG).toLocaleString('en')} in ${ORGS} orgs + ${LONE_USERS} lone; ${availableParallelism()} CPU cores`,
+        `${(ORGS * MEMBERS_PER_ORG).toLocaleString('en')} in ${ORGS} orgs + ${LONE_USERS} lone; ${availableParallelism()} CPU cores, ` +
+        `1-minute load average ${loadBefore.toFixed(1)} before the runs and ${(loadavg()[0] as number).toFixed(1)} after (above the core count, every process waits for a core)`,
     );
     console.log(['case'.padEnd(56), 'ops/s'.padStart(8), 'p50 ms'.padStart(7), 'p99 ms'.padStart(7), 'node µs/op'.padStart(11), 'redis µs/op'.padStart(12), 'cmds/op'.padStart(8)].join(' '));
     const figures = new Map<Target, Figures>();
