@@ -176,21 +176,25 @@ async function ensureHash(client: RedisClient, key: string, fields: Record<strin
   return created === 1;
 }
 
-async function keyOf(client: RedisClient, user: string, org: string | null, layout: KeyLayout): Promise<string | null> {
-  const mapKey = await client.hget(layout.userConfigKey(user, org), MAP_KEY_FIELD);
+/** The demo user's key, read where `layout` keeps its decision fields (for a member: its org's member hash). */
+async function keyOf(client: RedisClient, user: string, layout: KeyLayout): Promise<string | null> {
+  const org = await client.hget(layout.directoryKey(user), 'organization');
+  const mapKey = await client.hget(layout.userConfigKey(user, org === null || org === '' ? null : org), MAP_KEY_FIELD);
   return mapKey === null || mapKey === '' ? null : mapKey;
 }
 
-/** The config hashes the demo seeds, in a key layout (the cluster layout adds the member's directory entry). */
+/**
+ * The config hashes the demo seeds in `layout`: the org, the member's directory entry and
+ * decision-field hash (one hash in the CARTO layout, two in the cluster layout), the lone user's.
+ */
 export function demoAccountKeys(layout: KeyLayout = CARTO_LAYOUT): string[] {
-  return [
-    ...new Set([
-      layout.orgConfigKey(DEMO_ACCOUNTS.org),
-      layout.directoryKey(DEMO_ACCOUNTS.user),
-      layout.userConfigKey(DEMO_ACCOUNTS.user, DEMO_ACCOUNTS.org),
-      layout.directoryKey(DEMO_ACCOUNTS.smallUser),
-    ]),
+  const keys = [
+    layout.orgConfigKey(DEMO_ACCOUNTS.org),
+    layout.directoryKey(DEMO_ACCOUNTS.user),
+    layout.userConfigKey(DEMO_ACCOUNTS.user, DEMO_ACCOUNTS.org),
+    layout.directoryKey(DEMO_ACCOUNTS.smallUser),
   ];
+  return [...new Set(keys)];
 }
 
 /** The demo's config hashes that do not exist (a Redis restarted without persistence, or flushed). */
@@ -206,6 +210,11 @@ export async function missingDemoAccounts(client: RedisClient, layout: KeyLayout
  * re-seed keeps the keys the banner printed), and kept in `map_key`, in clear, so the banner
  * can show them on every start: fine for a demo, not for production, where
  * `api_key_sha256` should hold only a digest.
+ *
+ * `layout` is the key layout of the Tollgate client that will serve them (`tollgate.keyLayout`).
+ * In the cluster layout the member's fields go to its member hash in the org's slot and its
+ * directory entry (own slot) only names the org; the member hash is written first, so a
+ * directory entry never points at a pool without it.
  */
 export async function seedDemo(
   client: RedisClient,
@@ -221,11 +230,7 @@ export async function seedDemo(
     geocoding_block_price: '150',
     here_isolines_block_price: '300',
   });
-  // Cluster layout: the member's fields in its member hash, its directory entry naming the org.
   const memberKey = layout.userConfigKey(DEMO_ACCOUNTS.user, DEMO_ACCOUNTS.org);
-  if (memberKey !== layout.directoryKey(DEMO_ACCOUNTS.user)) {
-    await ensureHash(client, layout.directoryKey(DEMO_ACCOUNTS.user), { organization: DEMO_ACCOUNTS.org });
-  }
   const userCreated = await ensureHash(client, memberKey, {
     ...common,
     organization: DEMO_ACCOUNTS.org,
@@ -234,7 +239,9 @@ export async function seedDemo(
     soft_here_isolines_limit: 'false',
     soft_mapzen_routing_limit: 'false',
   });
-  const smallCreated = await ensureHash(client, layout.directoryKey(DEMO_ACCOUNTS.smallUser), {
+  const directoryKey = layout.directoryKey(DEMO_ACCOUNTS.user);
+  if (directoryKey !== memberKey) await ensureHash(client, directoryKey, { organization: DEMO_ACCOUNTS.org });
+  const smallCreated = await ensureHash(client, layout.userConfigKey(DEMO_ACCOUNTS.smallUser, null), {
     ...common,
     map_key: keys.smallUser ?? randomBytes(16).toString('hex'),
     geocoding_quota: String(DEMO_QUOTAS.smallUser.geocoding),
@@ -244,7 +251,7 @@ export async function seedDemo(
     soft_here_isolines_limit: 'false',
   });
   return {
-    user: { user: DEMO_ACCOUNTS.user, key: await keyOf(client, DEMO_ACCOUNTS.user, DEMO_ACCOUNTS.org, layout), created: userCreated },
-    smallUser: { user: DEMO_ACCOUNTS.smallUser, key: await keyOf(client, DEMO_ACCOUNTS.smallUser, null, layout), created: smallCreated },
+    user: { user: DEMO_ACCOUNTS.user, key: await keyOf(client, DEMO_ACCOUNTS.user, layout), created: userCreated },
+    smallUser: { user: DEMO_ACCOUNTS.smallUser, key: await keyOf(client, DEMO_ACCOUNTS.smallUser, layout), created: smallCreated },
   };
 }

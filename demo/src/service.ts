@@ -214,7 +214,7 @@ export async function startDemo(options: DemoServiceOptions): Promise<DemoServic
     const keyLayout = keyLayoutFromEnv({}, target, options.keyLayout);
     tollgate = new Tollgate({ redis: client, keyLayout, logger, observer: combineObservers(metrics.observer, loggingObserver(logger)) });
   } catch (error) {
-    // Refused (a Redis Cluster, until its layout exists): do not leave the client reconnecting.
+    // Refused (bad options): do not leave the client reconnecting.
     client.disconnect();
     throw error;
   }

@@ -11,6 +11,8 @@ export interface RedisProcess {
   readonly port: number;
   /** `127.0.0.1:<port>`. */
   readonly address: string;
+  /** The process id (for a detached server, what another process stops it by). */
+  readonly pid: number;
   /** Whether the process is still running. */
   running(): boolean;
   /** Sends `signal` (default SIGKILL: no shutdown save, no goodbye to replicas) and waits for the exit. */
@@ -79,9 +81,12 @@ function exited(child: ChildProcess): boolean {
 /**
  * Spawns `redis-server <args>` (the args carry the port) and waits until it answers PING.
  * Its log goes to `<dir>/<port>.log` for post-mortems; nothing is persisted unless `args` say so.
+ * `detached`: in its own process group and not waited for, so it outlives this process.
  */
-export async function spawnRedis(port: number, dir: string, args: readonly string[]): Promise<RedisProcess> {
-  const child = spawn('redis-server', [...args, '--logfile', join(dir, `${port}.log`)], { cwd: dir, stdio: 'ignore' });
+export async function spawnRedis(port: number, dir: string, args: readonly string[], options: { detached?: boolean } = {}): Promise<RedisProcess> {
+  const detached = options.detached ?? false;
+  const child = spawn('redis-server', [...args, '--logfile', join(dir, `${port}.log`)], { cwd: dir, stdio: 'ignore', detached });
+  if (detached) child.unref();
   let spawnError: Error | undefined;
   child.once('error', (error) => {
     spawnError = error;
@@ -89,6 +94,7 @@ export async function spawnRedis(port: number, dir: string, args: readonly strin
   const process: RedisProcess = {
     port,
     address: `127.0.0.1:${port}`,
+    pid: child.pid ?? -1,
     running: () => !exited(child),
     kill: (signal = 'SIGKILL') =>
       new Promise<void>((resolve) => {

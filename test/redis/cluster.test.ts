@@ -1,9 +1,11 @@
-// Redis Cluster, on a real 3-master/3-replica cluster: the CARTO layout is refused at construction, naming the cluster layout; REDIS_CLUSTER builds a working client.
+// Redis Cluster, on a real 3-master/3-replica cluster: the CARTO layout is refused at construction, naming the cluster layout; REDIS_CLUSTER builds a working client; the demo runs there.
 import type { Cluster } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ERROR_CODES, InvalidInputError, Tollgate } from '../../src/index.js';
 import { runCli } from '../../src/cli/program.js';
 import { startDemo } from '../../demo/src/service.js';
+import { DEMO_ACCOUNTS } from '../../demo/src/bootstrap.js';
+import { CLUSTER_LAYOUT } from '../../src/core/layout.js';
 import { redisTargetFromEnv } from '../../src/core/redis-target.js';
 import { closeRedis, openRedis } from '../../src/redis/topology.js';
 import { useRedisCluster } from '../helpers/redis-cluster.js';
@@ -122,5 +124,59 @@ describe('a Redis Cluster with the CARTO layout', () => {
     );
     expectLayoutRefusal(error);
     expect(messages.join('\n')).toContain('Using the Redis Cluster seeded by');
+  });
+});
+
+describe('the demo on REDIS_CLUSTER', () => {
+  /** The sum of a usage sorted set's scores (the test runs within one day). */
+  async function total(key: string): Promise<number> {
+    const flat = await client.zrange(key, 0, '-1', 'WITHSCORES');
+    let sum = 0;
+    for (let i = 1; i < flat.length; i += 2) sum += Number(flat[i]);
+    return sum;
+  }
+
+  it('starts with the cluster layout, seeds its accounts there, serves a guarded geocode counted in the pool and refuses a wrong key', async () => {
+    const messages: string[] = [];
+    const service = await startDemo({ port: 0, host: '127.0.0.1', redisTarget: redisTargetFromEnv(env()), log: (m) => messages.push(m) });
+    const { org, user, smallUser } = DEMO_ACCOUNTS;
+    const layout = CLUSTER_LAYOUT;
+    const now = new Date();
+    const month = `${now.getUTCFullYear()}${String(now.getUTCMonth() + 1).padStart(2, '0')}`;
+    const pool = layout.usageKey({ type: 'org', name: org }, org, 'geocoder_geonames', 'success_responses', month);
+    const own = layout.usageKey({ type: 'user', name: user }, org, 'geocoder_geonames', 'success_responses', month);
+    const requests = layout.usageKey({ type: 'org', name: org }, org, 'geocoder_geonames', 'total_requests', month);
+    let stopped = false;
+    try {
+      expect(messages.join('\n')).toContain('Using the Redis Cluster seeded by');
+      expect(service.tollgate.keyLayout.name).toBe('cluster');
+      // Seeded in the cluster layout: the member's fields in the org's slot, its directory entry naming the org only.
+      expect(await client.hgetall(layout.directoryKey(user))).toEqual({ organization: org });
+      expect(await client.hget(layout.userConfigKey(user, org), 'map_key')).toBe(service.accounts.user.key);
+      expect(await client.cluster('KEYSLOT', layout.userConfigKey(user, org))).toBe(await client.cluster('KEYSLOT', layout.orgConfigKey(org)));
+      expect(await client.hget(layout.directoryKey(smallUser), 'map_key')).toBe(service.accounts.smallUser.key);
+      for (const carto of [`rails:users:${user}`, `rails:orgs:${org}`, `rails:users:${smallUser}`]) expect(await client.exists(carto)).toBe(0);
+
+      const base = `${service.url}/u/${user}/api/v1/geocode?q=Madrid,%20ES`;
+      const answered = await fetch(`${base}&api_key=${service.accounts.user.key}`);
+      expect(answered.status).toBe(200);
+      expect(((await answered.json()) as { features: Array<{ properties: { name: string } }> }).features[0]?.properties.name).toBe('Madrid');
+
+      const wrong = await fetch(`${base}&api_key=not-the-key-${service.accounts.user.key}`);
+      expect(wrong.status).toBe(401);
+      expect(wrong.headers.get('content-type')).toContain('application/problem+json');
+
+      const refused = await fetch(`${service.url}/u/${smallUser}/api/v1/isolines?lat=40.4168&lon=-3.7038&range=300,600,900&api_key=${service.accounts.smallUser.key}`);
+      expect(refused.status).toBe(429);
+
+      await service.shutdown(); // settles what is pending
+      stopped = true;
+      expect(await total(pool)).toBe(1);
+      expect(await total(own)).toBe(1);
+      expect(await total(requests)).toBe(1); // the wrong key counted nothing
+      expect(await client.exists(`org:${org}:geocoder_geonames:success_responses:${month}`)).toBe(0);
+    } finally {
+      if (!stopped) await service.shutdown();
+    }
   });
 });
