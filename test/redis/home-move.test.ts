@@ -163,6 +163,31 @@ describe('moving a user between pools (cluster layout, one Redis)', () => {
     expect((await tollgate.quota({ user: stayer, kind: 'geocoding' })).used).toBe(2);
   });
 
+  it('a refund settled after the move lands in the old pool; a report of the user still adds up', async () => {
+    const client = redis.client();
+    const user = name('u');
+    const a = name('a');
+    const b = name('b');
+    await ops.create({ user });
+    for (const org of [a, b]) {
+      await ops.create({ org });
+      await ops.setQuota({ org }, 'geocoding', 100);
+    }
+    await ops.setOrganization(user, a);
+    const admission = await tollgate.consume({ user, kind: 'geocoding', cost: 3 });
+    expect(admission.allowed).toBe(true);
+    await ops.setOrganization(user, b);
+    await tollgate.settle((admission as typeof admission & { allowed: true }).reservation, 'failed');
+    // The pool it was admitted in gets its units back; the user's carried count keeps them (overstated, never under).
+    expect([await total(pool(a)), await total(own(user, b))]).toEqual([0, 3]);
+    expect(await total(own(user, a))).toBe(-3);
+    const { planReport, reportRows, sortedRows } = await import('../../src/admin/reports.js');
+    const rows = [];
+    for await (const row of sortedRows(reportRows(client, planReport({ target: { user }, frame: 'today' }, Date.now()), { layout }))) rows.push(row);
+    expect(rows.filter((row) => row.metric === 'success_responses' || row.metric === 'used')).toEqual([]);
+    expect(rows.find((row) => row.metric === 'failed_responses')?.count).toBe(3);
+  });
+
   it('a decision that meets a frozen home waits and is decided in the new pool once the move is done', async () => {
     const client = redis.client();
     const user = name('u');
