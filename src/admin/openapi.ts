@@ -203,7 +203,7 @@ export function adminPaths(prefix = '/admin'): Record<string, Record<string, unk
       }),
     },
     '/users/{user}/organization': {
-      put: op('Put a user in an org, or take it out with null', {
+      put: op('Put a user in an org, or take it out with null (cluster key layout: moves its fields between slots; sending it again finishes a move that stopped half-way)', {
         requestParams: { path: userPath },
         requestBody: body(bodies.organization, { org: 'acme' }),
         responses: { '200': jsonResponse('Done', ok, { ok: true }), ...changeErrors },

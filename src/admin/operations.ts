@@ -470,9 +470,11 @@ export class AdminOperations {
    * user already where it should be, it only finishes a pending last step.
    */
   async #moveHome(user: string, org: string | null): Promise<Warnings> {
-    const home = await this.#home(user);
+    // Not #home: a directory entry whose `organization` was set by hand is what a move repairs.
+    const home = await this.#call(() => readHome(this.#client, this.#layout, user));
+    const fields = Object.keys(home.hash).length > 0 ? home.hash : home.directory;
     const orgHash = org === null ? null : await this.#hash({ type: 'org', name: org });
-    const warnings = org === null || orgHash === null ? [] : ownCycleWarning(user, org, home.hash, orgHash);
+    const warnings = org === null || orgHash === null ? [] : ownCycleWarning(user, org, fields, orgHash);
     const defaultLimit = org === null || orgHash === null ? -1 : this.#defaultLimit(org, orgHash);
     const nowMs = await this.#nowMs();
     await this.#call(() =>

@@ -310,7 +310,8 @@ export async function* sortedRows(rows: AsyncIterable<ReportRow>): AsyncGenerato
       merged[merged.length - 1] = { ...last, count: last.count + row.count, credits: toCredits(millicredits) };
     } else merged.push(row);
   }
-  yield* merged;
+  // Rows only merge when a day sits in two homes; a refund there can make them cancel out.
+  yield* merged.filter((row) => row.count !== 0 || row.credits !== 0);
 }
 
 /**

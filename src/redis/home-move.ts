@@ -190,12 +190,24 @@ export async function moveHome(
   const directoryKey = layout.directoryKey(user);
   const directory = await readHash(client, directoryKey);
   if (Object.keys(directory).length === 0) throw new NotFoundError(ERROR_CODES.unknownUser, `unknown user: no ${directoryKey} hash`);
-  const rawOrg = directory[ORGANIZATION_FIELD];
-  const currentOrg = rawOrg === undefined || rawOrg === '' ? null : rawOrg;
+  const named = directory[ORGANIZATION_FIELD];
+  // The org the directory names, and the org whose slot holds the user's fields: the same,
+  // unless `organization` was set by hand on a directory entry that still holds the fields.
+  const directoryOrg = named === undefined || named === '' ? null : named;
+  let currentOrg = directoryOrg;
+  if (directoryOrg !== null && Object.keys(directory).some((field) => !NOT_CARRIED.has(field))) {
+    const member = await readHash(client, layout.userConfigKey(user, directoryOrg));
+    if (Object.keys(member).length === 0) currentOrg = null;
+  }
   const newTag = layout.poolTag(user, org);
   const newKey = layout.userConfigKey(user, org);
   const unchanged: MoveOutcome = { result: 'unchanged', moveId: null, carriedKeys: 0, carriedRequestIds: 0 };
 
+  if (currentOrg === null && org === null && directoryOrg !== null) {
+    // A hand-set `organization` on a user whose fields never left its directory entry: drop it.
+    await configWrite(client, { key: directoryKey, mode: 'update', expect: { [ORGANIZATION_FIELD]: directoryOrg }, del: [ORGANIZATION_FIELD] }, 'clearing organization');
+    return { ...unchanged, result: 'moved' };
+  }
   if (currentOrg === org) {
     // Steps 1-3 are done (or there was no move): finish step 4 if it is pending.
     const home = newKey === directoryKey ? directory : await readHash(client, newKey);
@@ -225,7 +237,7 @@ export async function moveHome(
       {
         key: oldKey,
         mode: 'update',
-        expect: { [MOVING_TO_FIELD]: null, [MOVE_ID_FIELD]: null, ...(currentOrg === null ? {} : { [ORGANIZATION_FIELD]: currentOrg }) },
+        expect: { [MOVING_TO_FIELD]: null, [MOVE_ID_FIELD]: null, [ORGANIZATION_FIELD]: oldKey === directoryKey ? directoryOrg : currentOrg },
         set: { [MOVING_TO_FIELD]: newTag, [MOVE_ID_FIELD]: moveId },
       },
       'freezing the old home',
@@ -265,7 +277,7 @@ export async function moveHome(
   }
   const move = {
     mode: org === null ? 'lone' : 'member',
-    from: currentOrg ?? '',
+    from: directoryOrg ?? '',
     marker: `${layout.poolTag(user, currentOrg)}|${id}`,
     set,
     del: org === null ? [ORGANIZATION_FIELD, MOVING_TO_FIELD, MOVE_ID_FIELD] : [],
@@ -283,10 +295,10 @@ export async function moveHome(
 
   // Step 3: point the directory at the new org (for a user becoming lone, step 2 did it; for a
   // lone user joining, the directory is the old home and step 4 does it in the same script).
-  if (org !== null && currentOrg !== null) {
+  if (org !== null && oldKey !== directoryKey) {
     await configWrite(
       client,
-      { key: directoryKey, mode: 'update', expect: { [ORGANIZATION_FIELD]: currentOrg }, set: { [ORGANIZATION_FIELD]: org } },
+      { key: directoryKey, mode: 'update', expect: { [ORGANIZATION_FIELD]: directoryOrg }, set: { [ORGANIZATION_FIELD]: org } },
       'pointing the directory',
     );
   }

@@ -136,6 +136,58 @@ describe('moving a user between pools (cluster layout, one Redis)', () => {
     expect([await total(own(user, null)), await client.exists(own(user, a)), await total(pool(a))]).toEqual([7, 0, 7]);
   });
 
+  it('repairs an organization set by hand on a directory entry: set-org moves the fields, leave-org drops the field', async () => {
+    const client = redis.client();
+    const [joiner, stayer] = [name('u'), name('u')];
+    const a = name('a');
+    await ops.create({ org: a });
+    await ops.setQuota({ org: a }, 'geocoding', 100);
+    for (const user of [joiner, stayer]) {
+      await ops.create({ user });
+      await ops.setQuota({ user }, 'geocoding', 20);
+      expect((await tollgate.consume({ user, kind: 'geocoding', cost: 2 })).allowed).toBe(true);
+      await client.hset(layout.directoryKey(user), 'organization', a); // the edit that skips the protocol
+      await expect(tollgate.consume({ user, kind: 'geocoding' })).rejects.toMatchObject({ code: 'ERR_TOLLGATE_INVALID_CONFIG' });
+      await expect(ops.showUser(user)).rejects.toMatchObject({ code: 'ERR_TOLLGATE_INVALID_CONFIG', message: expect.stringContaining('set-org') });
+    }
+    await ops.setOrganization(joiner, a);
+    expect(await client.hgetall(layout.directoryKey(joiner))).toEqual({ organization: a });
+    expect(await client.hget(layout.userConfigKey(joiner, a), 'geocoding_quota')).toBe('20');
+    expect([await total(own(joiner, a)), await client.exists(own(joiner, null))]).toEqual([2, 0]);
+    expect((await tollgate.consume({ user: joiner, kind: 'geocoding' })).allowed).toBe(true);
+
+    await ops.setOrganization(stayer, null);
+    const directory = await client.hgetall(layout.directoryKey(stayer));
+    expect(directory.organization).toBeUndefined();
+    expect(directory.geocoding_quota).toBe('20');
+    expect((await tollgate.quota({ user: stayer, kind: 'geocoding' })).used).toBe(2);
+  });
+
+  it('a refund settled after the move lands in the old pool; a report of the user still adds up', async () => {
+    const client = redis.client();
+    const user = name('u');
+    const a = name('a');
+    const b = name('b');
+    await ops.create({ user });
+    for (const org of [a, b]) {
+      await ops.create({ org });
+      await ops.setQuota({ org }, 'geocoding', 100);
+    }
+    await ops.setOrganization(user, a);
+    const admission = await tollgate.consume({ user, kind: 'geocoding', cost: 3 });
+    expect(admission.allowed).toBe(true);
+    await ops.setOrganization(user, b);
+    await tollgate.settle((admission as typeof admission & { allowed: true }).reservation, 'failed');
+    // The pool it was admitted in gets its units back; the user's carried count keeps them (overstated, never under).
+    expect([await total(pool(a)), await total(own(user, b))]).toEqual([0, 3]);
+    expect(await total(own(user, a))).toBe(-3);
+    const { planReport, reportRows, sortedRows } = await import('../../src/admin/reports.js');
+    const rows = [];
+    for await (const row of sortedRows(reportRows(client, planReport({ target: { user }, frame: 'today' }, Date.now()), { layout }))) rows.push(row);
+    expect(rows.filter((row) => row.metric === 'success_responses' || row.metric === 'used')).toEqual([]);
+    expect(rows.find((row) => row.metric === 'failed_responses')?.count).toBe(3);
+  });
+
   it('a decision that meets a frozen home waits and is decided in the new pool once the move is done', async () => {
     const client = redis.client();
     const user = name('u');
