@@ -3,7 +3,7 @@ import { ORGANIZATION_FIELD, parseOrganization, type AccountSource, type RawHash
 import { ERROR_CODES, InvalidConfigError, NotFoundError, UnexpectedReplyError } from '../core/errors.js';
 import { CARTO_LAYOUT, type KeyLayout } from '../core/layout.js';
 import { BoundedLru } from '../core/lru.js';
-import { toTollgateError, type RedisClient } from './connection.js';
+import { isCluster, toTollgateError, type RedisClient } from './connection.js';
 
 /** A user's config as read, and the Redis server's clock at the time of reading. */
 export interface AccountSnapshot {
@@ -34,11 +34,39 @@ export async function serverTimeMs(client: RedisClient): Promise<number> {
 }
 
 /** Unwraps one result of an ioredis pipeline, rethrowing its error as a typed one. */
-function pipelineResult(results: Array<[Error | null, unknown]> | null, index: number): unknown {
+function pipelineResult(results: PipelineResults, index: number): unknown {
   const entry = results?.[index];
   if (entry === undefined) throw new UnexpectedReplyError('pipeline: missing result');
   if (entry[0] !== null) throw toTollgateError(entry[0]);
   return entry[1];
+}
+
+type PipelineResults = Array<[Error | null, unknown]> | null;
+
+/** Answers of a cluster node whose slot moved (MOVED) or is moving (ASK, TRYAGAIN). */
+const REDIRECTION = /^(MOVED|ASK|TRYAGAIN) /;
+
+/**
+ * Runs a read pipeline that holds TIME, following slot moves itself: ioredis re-sends a
+ * redirected cluster pipeline only when every command in it is flagged read-only, and TIME is
+ * not, so a MOVED or ASK would otherwise reach the caller. MOVED: refresh the slot map and
+ * re-send. ASK or TRYAGAIN (the slot is moving): wait and re-send to the source, never to the
+ * importing node with ASKING, where keys not yet moved would read as missing. Re-sends at most
+ * the client's `maxRedirections` times, pausing its `retryDelayOnTryAgain`, as ioredis does.
+ */
+async function execRead(client: RedisClient, build: (pipeline: ReturnType<RedisClient['pipeline']>) => unknown): Promise<PipelineResults> {
+  for (let attempt = 1; ; attempt += 1) {
+    const pipeline = client.pipeline();
+    build(pipeline);
+    const results = await pipeline.exec();
+    const redirected = results?.find(([error]) => error !== null && REDIRECTION.test(error.message))?.[0];
+    if (redirected === undefined || redirected === null || !isCluster(client) || attempt >= (client.options.maxRedirections ?? 16)) return results;
+    if (redirected.message.startsWith('MOVED ')) {
+      await new Promise<void>((resolve) => client.refreshSlotsCache(() => resolve()));
+    } else {
+      await new Promise((resolve) => setTimeout(resolve, client.options.retryDelayOnTryAgain ?? 100).unref());
+    }
+  }
 }
 
 /** Reads the org hash; throws {@link NotFoundError} when the org has none. */
@@ -72,7 +100,7 @@ export async function readAccount(
   layout: KeyLayout = CARTO_LAYOUT,
 ): Promise<AccountSnapshot> {
   const directoryKey = layout.directoryKey(user);
-  const results = await client.pipeline().hgetall(directoryKey).time().exec();
+  const results = await execRead(client, (pipeline) => pipeline.hgetall(directoryKey).time());
   const directory = hashReply(pipelineResult(results, 0));
   const serverNowMs = timeToMs(pipelineResult(results, 1));
   if (Object.keys(directory).length === 0) {
@@ -90,7 +118,7 @@ export async function readAccount(
   }
   // Cluster layout, a member: its fields live in the org's slot, next to the org's.
   const orgKey = layout.orgConfigKey(org as string);
-  const pool = await client.pipeline().hgetall(userKey).hgetall(orgKey).time().exec();
+  const pool = await execRead(client, (pipeline) => pipeline.hgetall(userKey).hgetall(orgKey).time());
   const userHash = hashReply(pipelineResult(pool, 0));
   const orgHash = hashReply(pipelineResult(pool, 1));
   const poolNowMs = timeToMs(pipelineResult(pool, 2));

@@ -57,10 +57,11 @@ function isReplyError(error: unknown): error is Error {
  * Replies by which a Redis that is there says it cannot serve writes right now: a replica
  * after a failover (READONLY), a master without enough replicas (NOREPLICAS, with
  * min-replicas-to-write), a replica cut off from its master (MASTERDOWN), a server still
- * loading (LOADING), a busy script (BUSY), a cluster without all its slots (CLUSTERDOWN,
- * TRYAGAIN). Redis ran nothing of the command, so the caller may retry: "unavailable".
+ * loading (LOADING), a busy script (BUSY), a cluster without all its slots (CLUSTERDOWN), a
+ * slot that moved or is moving and was not followed (MOVED, ASK, TRYAGAIN). Redis ran nothing
+ * of the command, so the caller may retry: "unavailable".
  */
-const NOT_SERVING = ['READONLY', 'NOREPLICAS', 'MASTERDOWN', 'LOADING', 'BUSY', 'CLUSTERDOWN', 'TRYAGAIN'];
+const NOT_SERVING = ['READONLY', 'NOREPLICAS', 'MASTERDOWN', 'LOADING', 'BUSY', 'CLUSTERDOWN', 'MOVED', 'ASK', 'TRYAGAIN'];
 
 /** Maps anything a Redis call throws onto Tollgate's typed errors, keeping the original as `cause`. */
 export function toTollgateError(error: unknown): TollgateError {

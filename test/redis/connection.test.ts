@@ -1,7 +1,8 @@
 // Connections: a Redis that is down or stalled gives a typed error within the timeout, never a hang; the server clock rules.
-import { Redis } from 'ioredis';
+import { Redis, ReplyError } from 'ioredis';
 import { describe, expect, it } from 'vitest';
 import { ERROR_CODES, InvalidInputError, RedisUnavailableError, Tollgate } from '../../src/index.js';
+import { toTollgateError } from '../../src/redis/connection.js';
 import { useNames, writeUser } from '../helpers/fixtures.js';
 import { freePort, useTestRedis } from '../helpers/redis.js';
 
@@ -78,5 +79,24 @@ describe('options', () => {
   ])('rejects %j at construction', (options) => {
     expect(() => new Tollgate(options as never)).toThrow(InvalidInputError);
     expect(() => new Tollgate(options as never)).toThrow(expect.objectContaining({ code: ERROR_CODES.invalidOptions }));
+  });
+});
+
+describe('Redis refusals', () => {
+  // Redis ran nothing of a command it answers so: the caller may retry. A slot redirection
+  // reaches Tollgate only when ioredis did not follow it (a pipeline with TIME in it).
+  it.each(['READONLY You can\'t write against a read only replica.', 'CLUSTERDOWN The cluster is down', 'MOVED 3999 127.0.0.1:7001', 'ASK 3999 127.0.0.1:7002', 'TRYAGAIN Multiple keys request during rehashing of slot'])(
+    '%s is ERR_TOLLGATE_REDIS_UNAVAILABLE',
+    (message) => {
+      const error = toTollgateError(new ReplyError(message));
+      expect(error).toBeInstanceOf(RedisUnavailableError);
+      expect(error.cause).toBeInstanceOf(ReplyError);
+    },
+  );
+
+  it('any other refusal is ERR_TOLLGATE_UNEXPECTED_REPLY (a bug), even one that starts like a redirection', () => {
+    for (const message of ['ERR unknown command', 'MOVEDX 1 2', 'ASKING is not allowed here']) {
+      expect(toTollgateError(new ReplyError(message))).toMatchObject({ code: ERROR_CODES.unexpectedReply });
+    }
   });
 });
