@@ -16,7 +16,7 @@ let tollgate: Tollgate;
 beforeAll(async () => {
   console.log(`Redis Cluster (3 masters + 3 replicas) started in ${cluster().startupMs} ms`);
   client = await cluster().client();
-  tollgate = new Tollgate({ redis: client, keyLayout: 'cluster', timeoutMs: 5000, reservationTtlMs: 60_000 });
+  tollgate = new Tollgate({ redis: client, keyLayout: 'cluster', timeoutMs: 15_000, reservationTtlMs: 60_000 });
 });
 afterAll(async () => {
   await tollgate.close();
