@@ -58,7 +58,10 @@ export class ReservationIds {
 
   /** The next slot for an admission of `user` (in `org`) at server time `serverNowMs`. */
   next(serverNowMs: number, user: string, org: string | null): ReservationSlot {
-    const slot = Math.floor(serverNowMs / SLOT_MS);
+    // Never backwards: estimates of the server clock differ per cached user (each has its own
+    // offset), and going back to a slot already numbered would hand out its ids a second time,
+    // and a fresh admission finding its id taken would answer "replayed" and charge nothing.
+    const slot = Math.max(Math.floor(serverNowMs / SLOT_MS), this.#slot);
     if (slot !== this.#slot) {
       this.#slot = slot;
       this.#pools.clear();
