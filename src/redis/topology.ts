@@ -42,8 +42,6 @@ export function openRedis(target: RedisTarget, options: OpenRedisOptions): Redis
     lazyConnect: true,
     connectTimeout: options.timeoutMs,
     maxRetriesPerRequest: 1,
-    // One socket write per turn of the event loop, not one per command (see connect()).
-    enableAutoPipelining: true,
     // Keep reconnecting in the background; each call is still bounded by its own timeout.
     retryStrategy: (attempt) => Math.min(attempt * 100, 2000),
     ...(options.failOpen ? FAIL_OPEN_CLIENT_OPTIONS : {}),
@@ -67,7 +65,6 @@ export function openRedis(target: RedisTarget, options: OpenRedisOptions): Redis
         lazyConnect: true,
         redisOptions: { connectTimeout: options.timeoutMs },
         maxRedirections: 16,
-        enableAutoPipelining: true,
         clusterRetryStrategy: (attempt) => Math.min(attempt * 100, 2000),
         ...(options.failOpen ? { enableOfflineQueue: false } : {}),
       };
