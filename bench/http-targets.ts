@@ -57,8 +57,10 @@ async function serve(redisUrl: string): Promise<void> {
   app.get('/bare/u/:username/api/v1/thing', ok);
   app.get('/guard/u/:username/api/v1/thing', quotaGuard({ tollgate, kind: 'geocoding' }), ok);
   app.get('/reference/u/:username/api/v1/thing', referenceMiddleware(referenceClient), ok);
-  // The demo's geocode handler as the demo serves it (guarded), and the same work unguarded.
-  app.use('/demo', createDemoApp({ tollgate, geocoder: gazetteer, isolines: new StraightLineIsolines() }).app);
+  // The demo's geocode handler as the demo serves it (guarded: the demo app as its own server, as
+  // in production, since mounting it as a sub-app would add Express's sub-app overhead to every
+  // request), and the same work unguarded.
+  const demo = createDemoApp({ tollgate, geocoder: gazetteer, isolines: new StraightLineIsolines() }).app;
   app.get('/demo-bare/u/:username/api/v1/geocode', (req, res) => {
     const input = parseGeocodeQuery(req.query as Record<string, unknown>, DEFAULT_LIMITS);
     const places = gazetteer.search(input.q, input.limit);
@@ -74,11 +76,14 @@ async function serve(redisUrl: string): Promise<void> {
   });
 
   const server = app.listen(0, '127.0.0.1');
-  await once(server, 'listening');
+  const demoServer = demo.listen(0, '127.0.0.1');
+  await Promise.all([once(server, 'listening'), once(demoServer, 'listening')]);
   process.on('message', (message) => {
     if (message === 'commands') process.send?.({ commands: counter.sent });
+    // A clean exit, so `node --cpu-prof` writes its profile.
+    if (message === 'exit') process.exit(0);
   });
-  process.send?.({ port: (server.address() as AddressInfo).port });
+  process.send?.({ port: (server.address() as AddressInfo).port, demoPort: (demoServer.address() as AddressInfo).port });
 }
 
 await serve(process.argv[2] as string);

@@ -19,6 +19,8 @@ const CLOCK_TICKS_PER_S = Number(execFileSync('getconf', ['CLK_TCK']).toString()
 interface Target {
   readonly name: string;
   readonly path: (user: string, key: string) => string;
+  /** Served by the demo app's own server rather than the bench app. */
+  readonly demo?: true;
 }
 
 const TARGETS: readonly Target[] = [
@@ -26,7 +28,7 @@ const TARGETS: readonly Target[] = [
   { name: 'reference', path: (u, k) => `/reference/u/${u}/api/v1/thing?api_key=${k}` },
   { name: 'guard', path: (u, k) => `/guard/u/${u}/api/v1/thing?api_key=${k}` },
   { name: 'demo-bare', path: (u, k) => `/demo-bare/u/${u}/api/v1/geocode?q=Madrid&api_key=${k}` },
-  { name: 'demo-guarded', path: (u, k) => `/demo/u/${u}/api/v1/geocode?q=Madrid&api_key=${k}` },
+  { name: 'demo-guarded', path: (u, k) => `/u/${u}/api/v1/geocode?q=Madrid&api_key=${k}`, demo: true },
 ];
 
 interface Sample {
@@ -80,7 +82,8 @@ async function serverCommands(child: ChildProcess): Promise<number> {
   return message.commands;
 }
 
-async function run(target: Target, script: string, port: number, child: ChildProcess, admin: Redis): Promise<Sample> {
+async function run(target: Target, script: string, ports: { port: number; demoPort: number }, child: ChildProcess, admin: Redis): Promise<Sample> {
+  const port = target.demo === true ? ports.demoPort : ports.port;
   const pid = child.pid as number;
   const [ticks0, redis0, calls0, commands0] = [cpuTicks(pid), await redisCpuSeconds(admin), await redisCalls(admin), await serverCommands(child)];
   const wrk = spawnSync('wrk', ['-t', String(THREADS), '-c', String(CONNECTIONS), '-d', `${DURATION_S}s`, '-s', script, `http://127.0.0.1:${port}`], {
@@ -129,18 +132,18 @@ async function main(): Promise<void> {
       execArgv: ['--import', 'tsx'],
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     });
-    const [ready] = (await once(child, 'message')) as [{ port: number }];
+    const [ready] = (await once(child, 'message')) as [{ port: number; demoPort: number }];
     const scripts = new Map(TARGETS.map((target) => [target.name, wrkScript(dir, target)]));
     console.log(
       `wrk: ${THREADS} threads, ${CONNECTIONS} connections, ${DURATION_S}s per run, ${ROUNDS} interleaved rounds, ` +
         `${USERS} users picked at random; server, Redis and wrk share this machine (${readFileSync('/proc/cpuinfo', 'utf8').match(/^processor/gm)?.length} cores)`,
     );
-    for (const target of TARGETS) await run(target, scripts.get(target.name) as string, ready.port, child, admin); // warm-up
+    for (const target of TARGETS) await run(target, scripts.get(target.name) as string, ready, child, admin); // warm-up
     const samples = new Map<string, Sample[]>(TARGETS.map((target) => [target.name, []]));
     for (let round = 1; round <= ROUNDS; round += 1) {
       const order = round % 2 === 1 ? TARGETS : [...TARGETS].reverse();
       for (const target of order) {
-        samples.get(target.name)?.push(await run(target, scripts.get(target.name) as string, ready.port, child, admin));
+        samples.get(target.name)?.push(await run(target, scripts.get(target.name) as string, ready, child, admin));
       }
       const line = TARGETS.map((target) => `${target.name} ${samples.get(target.name)?.at(-1)?.rps.toFixed(0)}`).join('  ');
       console.log(`round ${round}: req/s  ${line}`);

@@ -94,9 +94,12 @@ end
 -- Config: one HMGET per hash; every fingerprinted field must be as planned.
 for i, part in ipairs(replayed and {} or plan.cfg) do
   local key = KEYS[firstConfig + i]
-  local fields = {}
-  for _, field in ipairs(part.f) do fields[#fields + 1] = field end
-  for _, field in ipairs(part.x) do fields[#fields + 1] = field end
+  local fields = part.f
+  if #part.x > 0 then
+    fields = {}
+    for _, field in ipairs(part.f) do fields[#fields + 1] = field end
+    for _, field in ipairs(part.x) do fields[#fields + 1] = field end
+  end
   local values = read('HMGET', key, unpack(fields))
   if values == nil then return refuse(STATUS.WRONG_TYPE, key) end
   local encoded = {}
@@ -107,9 +110,11 @@ for i, part in ipairs(replayed and {} or plan.cfg) do
   if redis.sha1hex(table.concat(encoded, ';')) ~= part.d then return refuse(STATUS.CONFIG_CHANGED) end
   -- All fingerprinted fields missing cannot tell a deleted hash from a sparse one.
   if part.e and redis.call('EXISTS', key) == 0 then return refuse(STATUS.CONFIG_CHANGED) end
-  local extra = {}
-  for j = 1, #part.x do extra[j] = values[#part.f + j] end
-  extras[i] = extra
+  if #part.x > 0 then
+    local extra = {}
+    for j = 1, #part.x do extra[j] = values[#part.f + j] end
+    extras[i] = extra
+  end
 end
 
 if call.rid and not replayed then

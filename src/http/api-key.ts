@@ -14,6 +14,10 @@ export type PresentedKey =
   | { readonly status: 'invalid' }
   | { readonly status: 'present'; readonly key: string };
 
+const MISSING: PresentedKey = Object.freeze({ status: 'missing' });
+const INVALID: PresentedKey = Object.freeze({ status: 'invalid' });
+const usableLength = (key: string): boolean => key.length > 0 && key.length <= MAX_API_KEY_LENGTH;
+
 /**
  * The API key of a request, from the `api_key` query parameter or `Authorization: Bearer`.
  * A repeated parameter, an overlong key, or two different keys in both places are `invalid`:
@@ -25,15 +29,14 @@ export function presentedKey(req: Request): PresentedKey {
   let fromHeader: string | undefined;
   if (typeof header === 'string' && /^bearer\b/i.test(header)) {
     const match = BEARER.exec(header);
-    if (match === null) return { status: 'invalid' };
+    if (match === null) return INVALID;
     fromHeader = match[1];
   }
-  if (fromQuery !== undefined && typeof fromQuery !== 'string') return { status: 'invalid' };
-  const candidates = [fromQuery, fromHeader].filter((key): key is string => key !== undefined);
-  if (candidates.length === 0) return { status: 'missing' };
-  if (candidates.some((key) => key.length === 0 || key.length > MAX_API_KEY_LENGTH)) return { status: 'invalid' };
-  const [first, second] = candidates as [string, string | undefined];
-  if (second !== undefined && !timingSafeEqual(sha256(first), sha256(second))) return { status: 'invalid' };
+  if (fromQuery !== undefined && typeof fromQuery !== 'string') return INVALID;
+  const first = fromQuery ?? fromHeader;
+  if (first === undefined) return MISSING;
+  if (!usableLength(first) || (fromHeader !== undefined && !usableLength(fromHeader))) return INVALID;
+  if (fromQuery !== undefined && fromHeader !== undefined && !timingSafeEqual(sha256(fromQuery), sha256(fromHeader))) return INVALID;
   return { status: 'present', key: first };
 }
 

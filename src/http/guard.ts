@@ -189,7 +189,7 @@ export function outcomeOf(res: Response, cost: number, completed: boolean): { ou
  * A response always emits `close` last (after `finish` when it completed), so one listener does.
  */
 function onEnd(res: Response, settle: (completed: boolean) => void): void {
-  res.once('close', () => settle(res.writableFinished));
+  res.on('close', () => settle(res.writableFinished));
 }
 
 /**
@@ -300,19 +300,28 @@ export function quotaGuard(options: QuotaGuardOptions): QuotaGuard {
   const exceeded = (quota: number, used: number, serviceType: string, cost: number, resetsAt: Date, nowMs: number): HttpProblem =>
     quotaExceeded({ service: config.kind, serviceType, quota, used, cost, resetsAt, retryAfterSeconds: secondsUntil(resetsAt, nowMs) });
 
-  const costOf = async (req: Request, res: Response): Promise<number> => {
-    if (config.cost === undefined) return 1;
-    let cost: number;
-    try {
-      cost = await config.cost(req, res);
-    } catch (error) {
-      if (error instanceof HttpProblem) throw error;
-      throw internalError(HTTP_ERROR_CODES.internal, 'The cost of this request could not be computed', error);
-    }
+  const costProblem = (error: unknown): HttpProblem =>
+    error instanceof HttpProblem ? error : internalError(HTTP_ERROR_CODES.internal, 'The cost of this request could not be computed', error);
+  const checkedCost = (cost: number): number => {
     if (!Number.isSafeInteger(cost) || cost < 1 || cost > MAX_COST) {
       throw internalError(HTTP_ERROR_CODES.internal, 'The cost of this request could not be computed', new Error(`cost function returned ${String(cost)}`));
     }
     return cost;
+  };
+  // A number when the cost is known synchronously (no cost function, or one that returns a
+  // number), so the common request does not wait an extra turn of the microtask queue.
+  const costOf = (req: Request, res: Response): number | Promise<number> => {
+    if (config.cost === undefined) return 1;
+    let cost: number | Promise<number>;
+    try {
+      cost = config.cost(req, res);
+    } catch (error) {
+      throw costProblem(error);
+    }
+    if (typeof cost === 'number') return checkedCost(cost);
+    return Promise.resolve(cost).then(checkedCost, (error: unknown) => {
+      throw costProblem(error);
+    });
   };
 
   const handle = async (req: Request, res: Response, next: NextFunction): Promise<void> => {
@@ -325,7 +334,8 @@ export function quotaGuard(options: QuotaGuardOptions): QuotaGuard {
       tollgateLocals(res).identity = identity;
       let cost: number;
       try {
-        cost = await costOf(req, res);
+        const costed = costOf(req, res);
+        cost = typeof costed === 'number' ? costed : await costed;
       } catch (error) {
         // Authentication comes first: a caller without a valid key learns nothing about its input.
         // Only this refusal path pays a separate key check.
