@@ -131,7 +131,7 @@ export function formatMigrationReport(report: MigrationReport): string {
   if (report.otherKeys > 0) lines.push(`other applications' keys, left alone: ${report.otherKeys}`);
   if (!report.dryRun) {
     lines.push(`written: ${report.written} keys${report.expired > 0 ? `; ${report.expired} request ids expired before they were written` : ''}`);
-    if (report.verified > 0 || report.written > 0) lines.push(`source unchanged while copied: ${report.verified} keys read again`);
+    if (report.verified > 0 || report.written > 0) lines.push(`source unchanged while copied: ${report.verified} usage counters and credit ledgers read again`);
   }
   lines.push(`took ${(report.elapsedMs / 1000).toFixed(1)} s`);
   return lines.join('\n');

@@ -12,8 +12,8 @@ export type CopiedType = 'hash' | 'zset' | 'list' | 'string';
 /** A key's content as read from Redis (every value a string, as Redis returns it). */
 export type KeyValue =
   | { readonly type: 'hash'; readonly fields: Readonly<Record<string, string>> }
-  /** `[member, score]` pairs, scores as Redis prints them. */
-  | { readonly type: 'zset'; readonly entries: ReadonlyArray<readonly [string, string]> }
+  /** Member, score, member, score...: ZRANGE WITHSCORES as Redis answers it (scores as Redis prints them). */
+  | { readonly type: 'zset'; readonly flat: readonly string[] }
   | { readonly type: 'list'; readonly items: readonly string[] }
   /** `expiresAtMs`: local epoch ms at which the key expires (read as PTTL), `null` for none. */
   | { readonly type: 'string'; readonly value: string; readonly expiresAtMs: number | null };
@@ -373,10 +373,12 @@ function mergeSources(sources: ReadonlyArray<{ key: string; value: KeyValue }>, 
       const sums = new Map<string, number>();
       for (const { value } of sources) {
         if (value.type !== 'zset') continue;
-        for (const [member, score] of value.entries) sums.set(member, (sums.get(member) ?? 0) + Number(score));
+        for (let i = 0; i + 1 < value.flat.length; i += 2) {
+          const member = value.flat[i] as string;
+          sums.set(member, (sums.get(member) ?? 0) + Number(value.flat[i + 1]));
+        }
       }
-      const entries = [...sums].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([member, sum]) => [member, String(sum)] as const);
-      return { type: 'zset', entries };
+      return { type: 'zset', flat: [...sums].flatMap(([member, sum]) => [member, String(sum)]) };
     }
     case 'list': {
       const items = sources.flatMap(({ value }) => (value.type === 'list' ? value.items.map((item) => ({ item, at: entryTime(item) })) : []));
@@ -420,28 +422,22 @@ export function sameValue(a: KeyValue, b: KeyValue): boolean {
       return names.length === Object.keys(b.fields).length && names.every((name) => b.fields[name] === a.fields[name]);
     }
     case 'zset': {
-      if (b.type !== 'zset' || a.entries.length !== b.entries.length) return false;
-      const scores = new Map(b.entries.map(([member, score]) => [member, Number(score)]));
-      return a.entries.every(([member, score]) => scores.get(member) === Number(score));
+      if (b.type !== 'zset' || a.flat.length !== b.flat.length) return false;
+      // Two reads of equal sorted sets list them in the same order (by score, then member).
+      let inOrder = true;
+      for (let i = 0; inOrder && i + 1 < a.flat.length; i += 2) {
+        inOrder = a.flat[i] === b.flat[i] && Number(a.flat[i + 1]) === Number(b.flat[i + 1]);
+      }
+      if (inOrder) return true;
+      const scores = new Map<string, number>();
+      for (let i = 0; i + 1 < b.flat.length; i += 2) scores.set(b.flat[i] as string, Number(b.flat[i + 1]));
+      for (let i = 0; i + 1 < a.flat.length; i += 2) if (scores.get(a.flat[i] as string) !== Number(a.flat[i + 1])) return false;
+      return scores.size === a.flat.length / 2;
     }
     case 'list':
       return b.type === 'list' && a.items.length === b.items.length && a.items.every((item, index) => b.items[index] === item);
     case 'string':
       return b.type === 'string' && a.value === b.value;
-  }
-}
-
-/** A key's content as one string, the same for equal values (for the source-unchanged check). */
-export function canonicalValue(value: KeyValue): string {
-  switch (value.type) {
-    case 'hash':
-      return JSON.stringify(Object.entries(value.fields).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
-    case 'zset':
-      return JSON.stringify([...value.entries].map(([m, s]) => [m, Number(s)]).sort(([a], [b]) => (String(a) < String(b) ? -1 : 1)));
-    case 'list':
-      return JSON.stringify(value.items);
-    case 'string':
-      return JSON.stringify(value.value);
   }
 }
 
@@ -470,9 +466,11 @@ export interface MigrationReport {
   readonly unmapped: { readonly count: number; readonly first: readonly UnmappedKey[] };
   /** Keys of other applications, left alone. */
   readonly otherKeys: number;
-  /** Source keys re-read at the end and found unchanged (0 on a dry run). */
+  /** Source usage counters and credit ledgers re-read at the end and found unchanged (0 on a dry run). */
   readonly verified: number;
   readonly elapsedMs: number;
+  /** Wall time of each phase run: `read`, `check`, `write`, `verify`. */
+  readonly phaseMs: Readonly<Partial<Record<'read' | 'check' | 'write' | 'verify', number>>>;
 }
 
 /** Target keys exist and differ from what would be written: nothing was written. */

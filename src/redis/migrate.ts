@@ -1,26 +1,27 @@
 // `tollgate migrate`: reads a Tollgate keyspace in one key layout, checks the target, writes it in the other layout in per-slot pipelines, and proves the source did not move.
+import calculateSlot from 'cluster-key-slot';
 import type { ChainableCommander, Redis } from 'ioredis';
 import { ERROR_CODES, InvalidInputError, UnexpectedReplyError } from '../core/errors.js';
 import type { KeyLayoutName } from '../core/layout.js';
 import {
-  canonicalValue,
   classifySourceKey,
   MIGRATED_KINDS,
   MigrationConflictError,
   planMigration,
   sameValue,
+  sourceLayoutOf,
   SourceChangedError,
   type CopiedType,
   type KeyValue,
   type KindCounts,
   type MigratedKind,
   type MigrationReport,
+  type ParsedSource,
   type PlannedKey,
   type SourceRecord,
   type UnmappedKey,
 } from '../core/migration.js';
 import { isCluster, toTollgateError, type RedisClient } from './connection.js';
-import { scanBatches } from './scan.js';
 
 /** The steps of a migration, in order; `check` reads the target, `verify` re-reads the source. */
 export type MigrationPhase = 'read' | 'check' | 'write' | 'verify';
@@ -46,11 +47,13 @@ export interface MigrateOptions {
   readonly listed?: number;
 }
 
-/** Commands per pipeline to a single Redis; a cluster pipeline holds the keys of one hash tag. */
+/** Commands per pipeline to a single Redis; a cluster pipeline holds the keys of one hash slot. */
 const SINGLE_BATCH = 500;
+/** Every credit ledger, in either layout (a cluster one carries its org's tag after the prefix). */
+const LEDGER_PATTERN = 'tollgate:credits:*';
 /** Pipelines in flight at once: one node per single Redis, many small per-slot ones on a cluster. */
 const SINGLE_IN_FLIGHT = 4;
-const CLUSTER_IN_FLIGHT = 128;
+const CLUSTER_IN_FLIGHT = 64;
 
 /** Either client's pipeline (a Cluster pipeline sends to the node of its keys' slot). */
 type PipelineOwner = Pick<Redis, 'pipeline'>;
@@ -83,13 +86,14 @@ const isWrongType = (error: Error | null): boolean => error !== null && error.me
 async function readKeys(owner: PipelineOwner, items: ReadonlyArray<{ readonly key: string; readonly type: CopiedType }>): Promise<ReadResult[]> {
   const pipeline = owner.pipeline();
   for (const { key, type } of items) queueRead(pipeline, key, type);
+  // Taken before Redis answers, so a remaining lifetime read with PTTL never ends later than it did.
+  const sentMs = Date.now();
   let replies: Array<[Error | null, unknown]> | null;
   try {
     replies = await pipeline.exec();
   } catch (error) {
     throw toTollgateError(error);
   }
-  const nowMs = Date.now();
   let at = 0;
   const next = (): [Error | null, unknown] => {
     const reply = replies?.[at];
@@ -109,9 +113,7 @@ async function readKeys(owner: PipelineOwner, items: ReadonlyArray<{ readonly ke
       }
       case 'zset': {
         const flat = reply as string[];
-        const entries: Array<readonly [string, string]> = [];
-        for (let i = 0; i + 1 < flat.length; i += 2) entries.push([flat[i] as string, flat[i + 1] as string]);
-        return entries.length === 0 ? null : { type, entries };
+        return flat.length === 0 ? null : { type, flat };
       }
       case 'list': {
         const items = reply as string[];
@@ -121,25 +123,16 @@ async function readKeys(owner: PipelineOwner, items: ReadonlyArray<{ readonly ke
         if (pttl?.[0]) throw toTollgateError(pttl[0]);
         const ttl = Number(pttl?.[1]);
         if (reply === null || ttl === -2) return null;
-        return { type, value: reply as string, expiresAtMs: ttl >= 0 ? nowMs + ttl : null };
+        return { type, value: reply as string, expiresAtMs: ttl >= 0 ? sentMs + ttl : null };
       }
     }
   });
 }
 
-/** The part of a key Redis Cluster hashes: its first non-empty `{...}`, else the whole key. */
-function hashTag(key: string): string {
-  const open = key.indexOf('{');
-  if (open !== -1) {
-    const close = key.indexOf('}', open + 1);
-    if (close > open + 1) return key.slice(open + 1, close);
-  }
-  return key;
-}
-
 /**
- * The keys in pipeline-sized groups: on a cluster, one group per hash tag (keys of one tag share
- * a slot, and every cluster-layout key carries its pool's tag); on one Redis, fixed-size chunks.
+ * The keys in pipeline-sized groups: on a cluster, one group per hash slot (an ioredis Cluster
+ * pipeline goes to the node of its slot; every cluster-layout key carries its pool's tag, so a
+ * pool's keys are one group); on one Redis, fixed-size chunks.
  */
 function groupsFor(client: RedisClient, keys: readonly PlannedKey[]): PlannedKey[][] {
   if (!isCluster(client)) {
@@ -147,14 +140,14 @@ function groupsFor(client: RedisClient, keys: readonly PlannedKey[]): PlannedKey
     for (let i = 0; i < keys.length; i += SINGLE_BATCH) groups.push(keys.slice(i, i + SINGLE_BATCH));
     return groups;
   }
-  const byTag = new Map<string, PlannedKey[]>();
+  const bySlot = new Map<number, PlannedKey[]>();
   for (const planned of keys) {
-    const tag = hashTag(planned.key);
-    const group = byTag.get(tag);
-    if (group === undefined) byTag.set(tag, [planned]);
+    const slot = calculateSlot(planned.key);
+    const group = bySlot.get(slot);
+    if (group === undefined) bySlot.set(slot, [planned]);
     else group.push(planned);
   }
-  return [...byTag.values()];
+  return [...bySlot.values()];
 }
 
 /** Runs `work` on every group, `inFlight` at a time; the first failure stops the rest. */
@@ -182,7 +175,9 @@ function queueWrite(pipeline: ChainableCommander, { key, value }: PlannedKey, no
       pipeline.hset(key, value.fields);
       return true;
     case 'zset':
-      pipeline.zadd(key, ...value.entries.flatMap(([member, score]) => [score, member]));
+      const args: string[] = [];
+      for (let i = 0; i + 1 < value.flat.length; i += 2) args.push(value.flat[i + 1] as string, value.flat[i] as string);
+      pipeline.zadd(key, ...args);
       return true;
     case 'list':
       pipeline.rpush(key, ...value.items);
@@ -222,7 +217,18 @@ export async function migrateKeyspace(options: MigrateOptions): Promise<Migratio
   const { to, source, target } = options;
   const dryRun = options.dryRun === true;
   const listed = options.listed ?? 20;
-  const progress = options.onProgress ?? (() => undefined);
+  const phaseMs: Partial<Record<MigrationPhase, number>> = {};
+  let phaseStartedMs = startedMs;
+  let current: MigrationPhase | null = null;
+  const progress = (step: MigrationProgress): void => {
+    if (step.phase !== current) {
+      const nowMs = performance.now();
+      if (current !== null) phaseMs[current] = Math.round(nowMs - phaseStartedMs);
+      current = step.phase;
+      phaseStartedMs = nowMs;
+    }
+    options.onProgress?.(step);
+  };
   if (to === 'carto' && isCluster(target)) {
     throw new InvalidInputError(ERROR_CODES.invalidArgument, 'the CARTO layout cannot be written to a Redis Cluster: its keys of one decision span several hash slots');
   }
@@ -239,8 +245,10 @@ export async function migrateKeyspace(options: MigrateOptions): Promise<Migratio
   let checked = 0;
   const inFlight = isCluster(target) ? CLUSTER_IN_FLIGHT : SINGLE_IN_FLIGHT;
   progress({ phase: 'check', done: 0, total: plan.keys.length });
+  // An empty target holds nothing to compare with: every key is to be written (the first run's case).
+  const targetEmpty = (await keyCount(target)) === 0;
   await eachGroup(groupsFor(target, plan.keys), inFlight, async (group) => {
-    const found = await readKeys(target, group.map(({ key, value }) => ({ key, type: value.type })));
+    const found = targetEmpty ? group.map(() => null) : await readKeys(target, group.map(({ key, value }) => ({ key, type: value.type })));
     group.forEach((planned, index) => {
       const existing = found[index];
       const counts = kinds[planned.kind];
@@ -269,6 +277,7 @@ export async function migrateKeyspace(options: MigrateOptions): Promise<Migratio
     unmapped: { count: unmapped.length, first: [...unmapped].sort((a, b) => (a.key < b.key ? -1 : 1)).slice(0, listed) },
     otherKeys: read.other,
     elapsedMs: Math.round(performance.now() - startedMs),
+    phaseMs: current === null ? { ...phaseMs } : { ...phaseMs, [current]: Math.round(performance.now() - phaseStartedMs) },
   });
   if (dryRun) return report({ written: 0, expired: 0, verified: 0 });
   if (conflicts.length > 0) throw new MigrationConflictError(report({ written: 0, expired: 0, verified: 0 }));
@@ -300,7 +309,7 @@ export async function migrateKeyspace(options: MigrateOptions): Promise<Migratio
 
   // 4. The source must not have moved while it was copied.
   const changed = await changedSourceKeys(source, to, read.records, progress);
-  const verified = read.stable;
+  const verified = read.counters;
   const done = report({ written, expired, verified: changed.count === 0 ? verified : 0 });
   if (changed.count > 0) throw new SourceChangedError(done, changed.first.slice(0, listed), changed.count);
   return done;
@@ -312,13 +321,49 @@ interface SourceRead {
   readonly leftOut: { reservations: number; journal: number };
   readonly other: number;
   readonly scanned: number;
-  /** Copied keys that do not expire: what the end-of-run check compares. */
-  readonly stable: number;
+  /** Usage counters and credit ledgers read: what the end-of-run check compares. */
+  readonly counters: number;
 }
 
-async function sourceSize(source: RedisClient): Promise<number> {
+/** Keys per SCAN step of a migration walk. */
+const WALK_COUNT = 2000;
+
+/**
+ * Walks the keys matching `pattern` on every node (each master of a cluster, in parallel),
+ * handing each SCAN batch to `take` while the node's next SCAN step runs. Memory: two batches
+ * per node.
+ */
+async function walk(client: RedisClient, pattern: string, take: (node: Redis, keys: string[]) => Promise<void>): Promise<void> {
+  await Promise.all(
+    nodesOf(client).map(async (node) => {
+      let cursor = '0';
+      const failed: unknown[] = [];
+      let pending: Promise<void> = Promise.resolve();
+      do {
+        let reply: [string, string[]];
+        try {
+          reply = await node.scan(cursor, 'MATCH', pattern, 'COUNT', WALK_COUNT);
+        } catch (error) {
+          await pending;
+          throw toTollgateError(error);
+        }
+        await pending;
+        if (failed.length > 0) throw failed[0];
+        cursor = reply[0];
+        const keys = reply[1];
+        // Caught here and rethrown above: a rejection must not wait unhandled while SCAN runs.
+        pending = keys.length === 0 ? Promise.resolve() : take(node, keys).catch((error: unknown) => void failed.push(error));
+      } while (cursor !== '0');
+      await pending;
+      if (failed.length > 0) throw failed[0];
+    }),
+  );
+}
+
+/** Keys on the client's node, or on all masters of a cluster. */
+async function keyCount(client: RedisClient): Promise<number> {
   try {
-    const sizes = await Promise.all(nodesOf(source).map((node) => node.dbsize()));
+    const sizes = await Promise.all(nodesOf(client).map((node) => node.dbsize()));
     return sizes.reduce((sum, size) => sum + size, 0);
   } catch (error) {
     throw toTollgateError(error);
@@ -331,14 +376,14 @@ async function readSource(source: RedisClient, to: KeyLayoutName, progress: (p: 
   const leftOut = { reservations: 0, journal: 0 };
   let other = 0;
   let scanned = 0;
-  let stable = 0;
-  const total = await sourceSize(source);
+  let counters = 0;
+  const total = await keyCount(source);
   // SCAN may return a key more than once (while the table is rehashed).
   const seen = new Set<string>();
   progress({ phase: 'read', done: 0, total });
-  for await (const batch of scanBatches(source, '*')) {
+  await walk(source, '*', async (node, keys) => {
     const wanted: Array<{ key: string; type: CopiedType; parsed: SourceRecord['parsed'] }> = [];
-    for (const key of batch.keys) {
+    for (const key of keys) {
       if (seen.has(key)) continue;
       seen.add(key);
       scanned += 1;
@@ -358,23 +403,26 @@ async function readSource(source: RedisClient, to: KeyLayoutName, progress: (p: 
           break;
       }
     }
-    const values = wanted.length === 0 ? [] : await readKeys(batch.node, wanted);
+    const values = wanted.length === 0 ? [] : await readKeys(node, wanted);
     wanted.forEach(({ key, type, parsed }, index) => {
       const value = values[index];
       if (value === 'wrong-type') unmapped.push({ key, reason: `is not a Redis ${type}` });
       else if (value !== null && value !== undefined) {
         records.set(key, { key, parsed, value });
-        if (value.type !== 'string') stable += 1;
+        if (isCounter(parsed)) counters += 1;
       }
     });
     progress({ phase: 'read', done: scanned, total: Math.max(total, scanned) });
-  }
-  return { records, unmapped, leftOut, other, scanned, stable };
+  });
+  return { records, unmapped, leftOut, other, scanned, counters };
 }
 
+const isCounter = (parsed: ParsedSource): boolean => parsed.what === 'usage' || parsed.what === 'ledger';
+
 /**
- * Re-reads every copied source key that does not expire and compares it with what was read
- * first: a key changed, gone, or new since means a writer was running.
+ * Re-reads every usage counter and credit ledger of the source (what every admission changes)
+ * and compares it with what was read first: one changed, gone, or new since means a writer
+ * was running while the keyspace was copied.
  */
 async function changedSourceKeys(
   source: RedisClient,
@@ -385,27 +433,31 @@ async function changedSourceKeys(
   const changed = new Set<string>();
   const seen = new Set<string>();
   let done = 0;
-  const total = [...first.values()].filter(({ value }) => value.type !== 'string').length;
+  const total = [...first.values()].filter(({ parsed }) => isCounter(parsed)).length;
+  const layout = sourceLayoutOf(to);
+  const patterns = [...layout.usageKeyPatterns('user'), ...layout.usageKeyPatterns('org'), LEDGER_PATTERN];
   progress({ phase: 'verify', done: 0, total });
-  for await (const batch of scanBatches(source, '*')) {
-    const wanted: Array<{ key: string; type: CopiedType }> = [];
-    for (const key of batch.keys) {
-      const found = classifySourceKey(to, key);
-      if (!seen.has(key) && found.role === 'copy' && found.type !== 'string') wanted.push({ key, type: found.type });
-      seen.add(key);
-    }
-    if (wanted.length === 0) continue;
-    const values = await readKeys(batch.node, wanted);
-    wanted.forEach(({ key }, index) => {
-      const now = values[index];
-      const before = first.get(key);
-      if (now === null || now === undefined || now === 'wrong-type') {
-        if (before !== undefined) changed.add(key);
-      } else if (before === undefined || canonicalValue(before.value) !== canonicalValue(now)) changed.add(key);
+  for (const pattern of patterns) {
+    await walk(source, pattern, async (node, keys) => {
+      const wanted: Array<{ key: string; type: CopiedType }> = [];
+      for (const key of keys) {
+        const found = classifySourceKey(to, key);
+        if (!seen.has(key) && found.role === 'copy' && isCounter(found.parsed)) wanted.push({ key, type: found.type });
+        seen.add(key);
+      }
+      if (wanted.length === 0) return;
+      const values = await readKeys(node, wanted);
+      wanted.forEach(({ key }, index) => {
+        const now = values[index];
+        const before = first.get(key);
+        if (now === null || now === undefined || now === 'wrong-type') {
+          if (before !== undefined) changed.add(key);
+        } else if (before === undefined || !sameValue(before.value, now)) changed.add(key);
+      });
+      done += wanted.length;
+      progress({ phase: 'verify', done, total: Math.max(total, done) });
     });
-    done += wanted.length;
-    progress({ phase: 'verify', done, total: Math.max(total, done) });
   }
-  for (const { key, value } of first.values()) if (value.type !== 'string' && !seen.has(key)) changed.add(key);
+  for (const { key, parsed } of first.values()) if (isCounter(parsed) && !seen.has(key)) changed.add(key);
   return { count: changed.size, first: [...changed].sort() };
 }
