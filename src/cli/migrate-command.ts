@@ -171,8 +171,12 @@ export function registerMigrateCommand(program: Command, io: MigrateIo): void {
         throw error;
       }
       progress.stop();
-      print(report);
       // A dry run that found conflicts says so in its exit code too: the real run would refuse.
-      if (report.dryRun && report.conflicts.count > 0) throw new MigrationConflictError(report);
+      if (report.dryRun && report.conflicts.count > 0) {
+        const refusal = new MigrationConflictError(report);
+        print(report, refusal.code);
+        throw refusal;
+      }
+      print(report);
     });
 }

@@ -192,7 +192,7 @@ beforeAll(async () => {
   sourceClient = new Redis(source.url);
   clusterClient = await cluster().client();
   await timed('seed', () => seed(sourceClient));
-}, 120_000);
+}, 300_000);
 
 afterAll(async () => {
   console.log(`migrate.test.ts: ${timings.join(', ')}`);
@@ -222,7 +222,7 @@ describe('tollgate migrate --to cluster, 100,000 users', () => {
     expect(perMaster.reduce((sum, n) => sum + n, 0)).toBe(EXPECTED_TOTAL);
     for (const size of perMaster) expect(size).toBeGreaterThan(EXPECTED_TOTAL / 5);
     expect(await sourceClient.dbsize()).toBe(startSource);
-  }, 120_000);
+  }, 300_000);
 
   it('writes each key field for field, score for score, with request ids keeping their remaining TTL', async () => {
     const layout = CLUSTER_LAYOUT;
@@ -277,7 +277,7 @@ describe('tollgate migrate --to cluster, 100,000 users', () => {
     for (const [kind, count] of Object.entries(EXPECTED)) expect(report.kinds[kind], kind).toEqual({ write: 0, equal: count, conflict: 0 });
     expect(report.written).toBe(0);
     expect(await sizes()).toEqual(before);
-  }, 120_000);
+  }, 300_000);
 
   it('--to carto from the cluster into a fresh Redis gives the original keyspace back, key for key', async () => {
     const run = await timed('to carto', () =>
@@ -304,7 +304,7 @@ describe('tollgate migrate --to cluster, 100,000 users', () => {
     } finally {
       backClient.disconnect();
     }
-  }, 120_000);
+  }, 300_000);
 });
 
 describe('tollgate migrate --to cluster: dry run and conflicts, a small keyspace (database 4) into the same cluster', () => {
