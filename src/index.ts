@@ -93,8 +93,10 @@ export { TIME_FRAMES, type DayFrame, type TimeFrame } from './admin/inputs.js';
 export { QUOTA_KINDS, METRICS, isQuotaKind, quotaKindSpec, type Metric, type QuotaKind, type QuotaKindSpec } from './core/quota-kinds.js';
 export type { RedisClient } from './redis/connection.js';
 export {
+  KEY_LAYOUT_ENV,
   REDIS_ENV,
   describeTarget,
+  keyLayoutFromEnv,
   redactUrl,
   redisTargetFromEnv,
   type HostPort,
@@ -102,7 +104,8 @@ export {
 } from './core/redis-target.js';
 export { closeRedis, openRedis, type OpenRedisOptions } from './redis/topology.js';
 export { billingCycle, type CalendarDay, type Cycle, type CycleSpan } from './core/cycle.js';
-export { orgConfigKey, userConfigKey, usageKey, type Owner, type OwnerType } from './core/keys.js';
+export { orgConfigKey, userConfigKey, usageKey, type Owner, type OwnerType, type ParsedUsageKey } from './core/keys.js';
+export { CARTO_LAYOUT, CLUSTER_LAYOUT, KEY_LAYOUT_NAMES, keyLayout, type KeyLayout, type KeyLayoutName, type ParsedLayoutUsageKey } from './core/layout.js';
 export { MAX_NAME_LENGTH } from './core/names.js';
 export { API_KEY_SHA256_FIELD, MAP_KEY_FIELD } from './core/config.js';
 export {

@@ -21,7 +21,7 @@ import {
   type Reservation,
 } from './core/accounting.js';
 import { MAX_API_KEY_LENGTH, apiKeyMatches, sha256, storedApiKeys, type StoredApiKey } from './core/api-keys.js';
-import { CREDIT_FIELDS, resolveAccount, resolveCreditBudget, resolveOwnerSettings, type Account } from './core/config.js';
+import { CREDIT_FIELDS, MOVING_FIELD, resolveAccount, resolveCreditBudget, resolveOwnerSettings, type Account } from './core/config.js';
 import { billingCycle, dayStartMs, utcDay } from './core/cycle.js';
 import {
   AuthenticationError,
@@ -35,7 +35,7 @@ import {
   RedisUnavailableError,
   ReservationError,
 } from './core/errors.js';
-import { orgConfigKey, requestIdKey, reservationSlot, usageKey, userConfigKey, type Owner } from './core/keys.js';
+import { reservationParts, type Owner } from './core/keys.js';
 import { assertName } from './core/names.js';
 import { METRICS, quotaKindSpec, type Metric, type QuotaKind } from './core/quota-kinds.js';
 import { AccountCache, readOrg, serverTimeMs, type CachedAccount } from './redis/accounts.js';
@@ -285,6 +285,8 @@ interface Decided {
   readonly replayed: boolean;
 }
 
+/** First pause before re-reading a user that is moving between pools; grows with each attempt. */
+const MOVE_PAUSE_MS = 20;
 /** Slack past a caller's deadline before refunding, for the clocks' granularity. */
 const DEADLINE_MARGIN_MS = 50;
 /** Key of the parsed API keys in a cached account's derived data. */
@@ -333,8 +335,8 @@ export class Tollgate {
     this.#layout = keyLayout(parsed.data.keyLayout);
     ({ client: this.#client, owned: this.#ownsClient } = clientFor(parsed.data.redis, parsed.data.timeoutMs));
     defineScripts(this.#client);
-    this.#accounts = new AccountCache(this.#client, parsed.data.configCacheMs, parsed.data.configCacheMaxUsers);
-    this.#ids = new ReservationIds(parsed.data.reservationTtlMs);
+    this.#accounts = new AccountCache(this.#client, parsed.data.configCacheMs, parsed.data.configCacheMaxUsers, this.#layout);
+    this.#ids = new ReservationIds(parsed.data.reservationTtlMs, this.#layout);
     this.#settler = new SettleBatcher(this.#client);
     this.#deadlines = new CallDeadlines(parsed.data.timeoutMs);
     this.#observer = parsed.data.observer ?? NOOP_OBSERVER;
@@ -414,18 +416,23 @@ export class Tollgate {
   async settle(reservation: Reservation, outcome: Outcome): Promise<SettleResult> {
     const checked = assertReservation(reservation);
     const breakdown = breakdownOf(outcome, checked.cost);
-    const slot = reservationSlot(checked.id);
-    const orgKey = checked.org === null ? null : orgConfigKey(checked.org);
+    const { bucket, field } = reservationParts(checked.id);
+    const layout = this.#layout;
+    const bucketKey = layout.reservationBucketKey(checked.user, checked.org, bucket);
+    const creditKey = checked.org === null ? layout.userConfigKey(checked.user, null) : layout.orgConfigKey(checked.org);
     const reply = await this.#bounded(() =>
-      this.#settler.submit({
-        bucketKey: slot.key,
-        field: slot.field,
-        pendingValue: pendingValue(chargeCheck(checked), checked.cost),
-        day: checked.day,
-        increments: settlementIncrements(checked, breakdown),
-        failedUnits: breakdown.failed,
-        creditKeys: refundKeys(checked, userConfigKey(checked.user), orgKey),
-      }),
+      this.#settler.submit(
+        {
+          bucketKey,
+          field,
+          pendingValue: pendingValue(chargeCheck(checked), checked.cost),
+          day: checked.day,
+          increments: settlementIncrements(checked, breakdown, layout),
+          failedUnits: breakdown.failed,
+          creditKeys: refundKeys(checked, layout),
+        },
+        layout.poolTag(checked.user, checked.org),
+      ),
       'settle',
     );
     observeSettle(this.#observer, checked, outcome, reply === 'settled' || reply === 'already_settled' ? reply : 'rejected', breakdown.failed);
@@ -438,9 +445,9 @@ export class Tollgate {
       case 'mismatch':
         throw new ReservationError(ERROR_CODES.unknownReservation, 'reservation does not match the one admitted');
       case 'wrong_type':
-        throw new InvalidConfigError(slot.key, '', 'a key of this reservation holds the wrong Redis type; nothing was written');
+        throw new InvalidConfigError(bucketKey, '', 'a key of this reservation holds the wrong Redis type; nothing was written');
       case 'bad_credits':
-        throw new InvalidConfigError(orgKey ?? userConfigKey(checked.user), CREDIT_FIELDS.balance, 'a credit counter is not an integer; nothing was refunded');
+        throw new InvalidConfigError(creditKey, CREDIT_FIELDS.balance, 'a credit counter is not an integer; nothing was refunded');
     }
   }
 
@@ -496,19 +503,23 @@ export class Tollgate {
       let serviceType: string;
       let periodEndDay: number | null;
       let nowMs: number;
+      // The org whose slot holds the counters (cluster layout): a member's own are in its org's.
+      let home: string | null;
       if (target.type === 'user') {
         const entry = await this.#accounts.load(target.name);
         const account = this.#resolve(entry, kind);
         ({ serviceType, periodEndDay } = account);
+        home = account.org;
         nowMs = this.#options.clock?.() ?? Date.now() + entry.offsetMs;
       } else {
-        const [org, serverNowMs] = await Promise.all([readOrg(this.#client, target.name), serverTimeMs(this.#client)]);
+        home = target.name;
+        const [org, serverNowMs] = await Promise.all([readOrg(this.#client, target.name, this.#layout), serverTimeMs(this.#client)]);
         ({ serviceType, periodEndDay } = resolveOwnerSettings(org.key, org.hash, kind));
         nowMs = this.#options.clock?.() ?? serverNowMs;
       }
       const cycle = billingCycle(utcDay(nowMs), periodEndDay);
       const reads = METRICS.flatMap((metric) =>
-        cycle.spans.map((span) => ({ metric, span, key: usageKey(target, serviceType, metric, span.yyyymm) })),
+        cycle.spans.map((span) => ({ metric, span, key: this.#layout.usageKey(target, home, serviceType, metric, span.yyyymm) })),
       );
       const pipeline = this.#client.pipeline();
       for (const read of reads) pipeline.zrange(read.key, 0, '-1', 'WITHSCORES');
@@ -624,7 +635,7 @@ export class Tollgate {
     const cached = entry.derived.get(kind) as KindPlan | undefined;
     if (cached !== undefined && nowMs >= cached.plan.dayStartMs && nowMs < cached.plan.dayEndMs) return cached;
     const account = this.#resolve(entry, kind);
-    const plan = planDecision(account, nowMs);
+    const plan = planDecision(account, nowMs, this.#layout);
     let budget;
     try {
       budget = resolveCreditBudget(entry.source);
@@ -632,7 +643,7 @@ export class Tollgate {
       this.#accounts.forget(entry.source.user);
       throw error;
     }
-    const credits = planCredits(account, budget, this.#options.creditPrices[kind], plan.yyyymm);
+    const credits = planCredits(account, budget, this.#options.creditPrices[kind], plan.yyyymm, this.#layout);
     const compiled = compileDecidePlan(account, plan, credits);
     const cycleStartMs = dayStartMs(plan.cycle.start);
     const kindPlan: KindPlan = {
@@ -691,16 +702,23 @@ export class Tollgate {
 
   async #accountFromRedis(user: string, apiKey: Buffer | null): Promise<CachedAccount> {
     if (apiKey === null) return this.#accounts.load(user);
+    const directoryKey = this.#layout.directoryKey(user);
     try {
-      return await this.#accounts.load(user, (userHash, serverNowMs) => {
-        if (!apiKeyMatches(apiKey, storedApiKeys(userHash), serverNowMs)) throw new AuthenticationError();
+      return await this.#accounts.load(user, (userHash, serverNowMs, key) => {
+        if (apiKeyMatches(apiKey, storedApiKeys(userHash), serverNowMs)) return;
+        // In the cluster layout a member's keys are read in a second round trip (its org's
+        // slot); a refusal from the directory entry pays one more, so both take as long.
+        if (key === directoryKey && this.#layout.name === 'cluster') throw new RefusedOnDirectory();
+        throw new AuthenticationError();
       });
     } catch (error) {
-      if (!(error instanceof NotFoundError) || error.code !== ERROR_CODES.unknownUser) throw error;
+      const unknown = error instanceof NotFoundError && error.code === ERROR_CODES.unknownUser;
+      if (!unknown && !(error instanceof RefusedOnDirectory)) throw error;
       // The same work as for a user whose keys did not match (parse a hash's keys, compare them,
       // and the comparison of the cached entry), so timing does not tell the user is unknown.
       apiKeyMatches(apiKey, storedApiKeys(DECOY_HASH), 0);
       apiKeyMatches(apiKey, [], 0);
+      if (this.#layout.name === 'cluster') await this.#client.pipeline().hgetall(directoryKey).hgetall(directoryKey).time().exec().catch(() => null);
       throw new AuthenticationError();
     }
   }
@@ -717,9 +735,18 @@ export class Tollgate {
     freshConfig = false,
   ): Promise<Decided> {
     const startedMs = performance.now();
+    let moving = false;
     for (let attempt = 1; attempt <= this.#options.maxAttempts; attempt += 1) {
       const found = this.#account(user, freshConfig || attempt > 1, apiKey);
       const entry = found instanceof Promise ? await found : found;
+      if (entry.source.userHash[MOVING_FIELD] !== undefined) {
+        // The user is moving to another pool (cluster layout): decide once the move is done.
+        this.#accounts.forget(user);
+        moving = true;
+        await sleep(MOVE_PAUSE_MS * attempt);
+        continue;
+      }
+      moving = false;
       // What is left of the caller's time budget. `bounded` has already rejected the caller
       // once it is spent, but this function runs on: it must not charge after that.
       const budgetMs = this.#options.timeoutMs - (performance.now() - startedMs);
@@ -731,7 +758,7 @@ export class Tollgate {
       let reservation: Reservation | null = null;
       let slot = null;
       if (mode === 'consume') {
-        slot = this.#ids.next(serverNowMs);
+        slot = this.#ids.next(serverNowMs, user, account.org);
         reservation = {
           id: slot.id,
           user,
@@ -758,7 +785,7 @@ export class Tollgate {
           requestId === null || reservation === null
             ? null
             : {
-                key: requestIdKey(user, requestId),
+                key: this.#layout.requestIdKey(user, account.org, requestId),
                 ttlMs: this.#options.requestIdTtlMs,
                 signature: reservationSignature(reservation),
                 match: `${planned.matchPrefix}${cost}`,
@@ -795,7 +822,7 @@ export class Tollgate {
           return { decision, account, reservation: original, replayed: true };
         }
         case 'decided': {
-          if (reply.allowed && slot !== null) this.#ids.written(slot.bucketKey);
+          if (reply.allowed && slot !== null) this.#ids.written(slot);
           const budgeted = planned.credits !== null && planned.credits.enabled;
           const decision = decisionOf(account, plan, {
             allowed: reply.allowed,
@@ -810,10 +837,15 @@ export class Tollgate {
     }
     throw new ContentionError(
       ERROR_CODES.contention,
-      `config or the day kept changing during ${this.#options.maxAttempts} attempts; retry`,
+      moving
+        ? `the user is being moved to another org (${MOVING_FIELD} is set); retry, or finish the move with \`tollgate user set-org\``
+        : `config or the day kept changing during ${this.#options.maxAttempts} attempts; retry`,
     );
   }
 }
+
+/** A wrong key refused on a cluster directory entry, before the decoy round trip (see #accountFromRedis). */
+class RefusedOnDirectory extends Error {}
 
 /** The digest of an API key given to consume; a key no user could hold is refused like a wrong one. */
 function presentedDigest(apiKey: unknown): Buffer {

@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { accessSync, constants, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
-import { MAP_KEY_FIELD, orgConfigKey, redactUrl, userConfigKey, type RedisClient } from 'tollgate';
+import { CARTO_LAYOUT, MAP_KEY_FIELD, redactUrl, type KeyLayout, type RedisClient } from 'tollgate';
 import { redisAnswers, startPrivateRedis } from './private-server.js';
 
 /** The URL used when REDIS_URL is not set. */
@@ -176,22 +176,28 @@ async function ensureHash(client: RedisClient, key: string, fields: Record<strin
   return created === 1;
 }
 
-async function keyOf(client: RedisClient, user: string): Promise<string | null> {
-  const mapKey = await client.hget(userConfigKey(user), MAP_KEY_FIELD);
+async function keyOf(client: RedisClient, user: string, org: string | null, layout: KeyLayout): Promise<string | null> {
+  const mapKey = await client.hget(layout.userConfigKey(user, org), MAP_KEY_FIELD);
   return mapKey === null || mapKey === '' ? null : mapKey;
 }
 
-/** The config hashes the demo seeds. */
-export const DEMO_ACCOUNT_KEYS: readonly string[] = Object.freeze([
-  orgConfigKey(DEMO_ACCOUNTS.org),
-  userConfigKey(DEMO_ACCOUNTS.user),
-  userConfigKey(DEMO_ACCOUNTS.smallUser),
-]);
+/** The config hashes the demo seeds, in a key layout (the cluster layout adds the member's directory entry). */
+export function demoAccountKeys(layout: KeyLayout = CARTO_LAYOUT): string[] {
+  return [
+    ...new Set([
+      layout.orgConfigKey(DEMO_ACCOUNTS.org),
+      layout.directoryKey(DEMO_ACCOUNTS.user),
+      layout.userConfigKey(DEMO_ACCOUNTS.user, DEMO_ACCOUNTS.org),
+      layout.directoryKey(DEMO_ACCOUNTS.smallUser),
+    ]),
+  ];
+}
 
 /** The demo's config hashes that do not exist (a Redis restarted without persistence, or flushed). */
-export async function missingDemoAccounts(client: RedisClient): Promise<string[]> {
-  const exists = await Promise.all(DEMO_ACCOUNT_KEYS.map((key) => client.exists(key)));
-  return DEMO_ACCOUNT_KEYS.filter((_, index) => exists[index] === 0);
+export async function missingDemoAccounts(client: RedisClient, layout: KeyLayout = CARTO_LAYOUT): Promise<string[]> {
+  const keys = demoAccountKeys(layout);
+  const exists = await Promise.all(keys.map((key) => client.exists(key)));
+  return keys.filter((_, index) => exists[index] === 0);
 }
 
 /**
@@ -204,9 +210,10 @@ export async function missingDemoAccounts(client: RedisClient): Promise<string[]
 export async function seedDemo(
   client: RedisClient,
   keys: { readonly user?: string | null; readonly smallUser?: string | null } = {},
+  layout: KeyLayout = CARTO_LAYOUT,
 ): Promise<{ user: SeededUser; smallUser: SeededUser }> {
   const common = { period_end_date: '2016-01-01 00:00:00 UTC', ...PROVIDERS };
-  await ensureHash(client, orgConfigKey(DEMO_ACCOUNTS.org), {
+  await ensureHash(client, layout.orgConfigKey(DEMO_ACCOUNTS.org), {
     ...common,
     geocoding_quota: String(DEMO_QUOTAS.org.geocoding),
     here_isolines_quota: String(DEMO_QUOTAS.org.isolines),
@@ -214,7 +221,12 @@ export async function seedDemo(
     geocoding_block_price: '150',
     here_isolines_block_price: '300',
   });
-  const userCreated = await ensureHash(client, userConfigKey(DEMO_ACCOUNTS.user), {
+  // Cluster layout: the member's fields in its member hash, its directory entry naming the org.
+  const memberKey = layout.userConfigKey(DEMO_ACCOUNTS.user, DEMO_ACCOUNTS.org);
+  if (memberKey !== layout.directoryKey(DEMO_ACCOUNTS.user)) {
+    await ensureHash(client, layout.directoryKey(DEMO_ACCOUNTS.user), { organization: DEMO_ACCOUNTS.org });
+  }
+  const userCreated = await ensureHash(client, memberKey, {
     ...common,
     organization: DEMO_ACCOUNTS.org,
     map_key: keys.user ?? randomBytes(16).toString('hex'),
@@ -222,7 +234,7 @@ export async function seedDemo(
     soft_here_isolines_limit: 'false',
     soft_mapzen_routing_limit: 'false',
   });
-  const smallCreated = await ensureHash(client, userConfigKey(DEMO_ACCOUNTS.smallUser), {
+  const smallCreated = await ensureHash(client, layout.directoryKey(DEMO_ACCOUNTS.smallUser), {
     ...common,
     map_key: keys.smallUser ?? randomBytes(16).toString('hex'),
     geocoding_quota: String(DEMO_QUOTAS.smallUser.geocoding),
@@ -232,7 +244,7 @@ export async function seedDemo(
     soft_here_isolines_limit: 'false',
   });
   return {
-    user: { user: DEMO_ACCOUNTS.user, key: await keyOf(client, DEMO_ACCOUNTS.user), created: userCreated },
-    smallUser: { user: DEMO_ACCOUNTS.smallUser, key: await keyOf(client, DEMO_ACCOUNTS.smallUser), created: smallCreated },
+    user: { user: DEMO_ACCOUNTS.user, key: await keyOf(client, DEMO_ACCOUNTS.user, DEMO_ACCOUNTS.org, layout), created: userCreated },
+    smallUser: { user: DEMO_ACCOUNTS.smallUser, key: await keyOf(client, DEMO_ACCOUNTS.smallUser, null, layout), created: smallCreated },
   };
 }

@@ -17,6 +17,7 @@ try {
     redisDataDir: process.env.TOLLGATE_DEMO_REDIS_DIR,
     failOpen: parseFailOpen(process.env.TOLLGATE_FAIL_OPEN),
     adminToken: process.env.TOLLGATE_ADMIN_TOKEN,
+    keyLayout: process.env.TOLLGATE_KEY_LAYOUT,
     log: (message) => console.log(message),
   });
   const stop = (signal: NodeJS.Signals): void => {

@@ -10,6 +10,7 @@ import {
   describeTarget,
   createMetrics,
   isQuotaKind,
+  keyLayoutFromEnv,
   loggingObserver,
   type QuotaKind,
   type RedisTarget,
@@ -72,6 +73,8 @@ export interface DemoServiceOptions {
   readonly failOpen?: readonly QuotaKind[];
   /** Mounts the admin API at /admin behind this bearer token (TOLLGATE_ADMIN_TOKEN); none when absent. */
   readonly adminToken?: string | undefined;
+  /** The key layout (TOLLGATE_KEY_LAYOUT): `carto` or `cluster`; default cluster on a Redis Cluster, else carto. */
+  readonly keyLayout?: string | undefined;
   /** Replaces the gazetteer (default: {@link CitiesGazetteer}). */
   readonly geocoder?: GeocodingProvider;
   /** Replaces the isolines provider (default: {@link StraightLineIsolines}). */
@@ -169,9 +172,9 @@ function demoReseeder(
 ): () => Promise<string[]> {
   let running: Promise<string[]> | null = null;
   const once = async (): Promise<string[]> => {
-    const missing = await missingDemoAccounts(tollgate.redis);
+    const missing = await missingDemoAccounts(tollgate.redis, tollgate.keyLayout);
     if (missing.length === 0) return missing;
-    await seedDemo(tollgate.redis, keys);
+    await seedDemo(tollgate.redis, keys, tollgate.keyLayout);
     log(`Redis had lost the demo accounts (${missing.join(', ')}): seeded them again with the same keys. Their usage is gone; see "Persistence" in README.md.`);
     return missing;
   };
@@ -208,14 +211,15 @@ export async function startDemo(options: DemoServiceOptions): Promise<DemoServic
   const metrics = createMetrics();
   let tollgate: Tollgate;
   try {
-    tollgate = new Tollgate({ redis: client, logger, observer: combineObservers(metrics.observer, loggingObserver(logger)) });
+    const keyLayout = keyLayoutFromEnv({}, target, options.keyLayout);
+    tollgate = new Tollgate({ redis: client, keyLayout, logger, observer: combineObservers(metrics.observer, loggingObserver(logger)) });
   } catch (error) {
     // Refused (a Redis Cluster, until its layout exists): do not leave the client reconnecting.
     client.disconnect();
     throw error;
   }
   try {
-    const accounts = await seedDemo(tollgate.redis);
+    const accounts = await seedDemo(tollgate.redis, {}, tollgate.keyLayout);
     const reseed = demoReseeder(tollgate, { user: accounts.user.key, smallUser: accounts.smallUser.key }, options.log);
     // A Redis that comes back without its data (no persistence, or a wiped AOF) gets the demo accounts again.
     client.on('ready', () => void reseed().catch(() => undefined));

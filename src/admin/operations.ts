@@ -22,11 +22,14 @@ import {
   type RawHash,
 } from '../core/config.js';
 import { ConflictError, ERROR_CODES, InvalidConfigError, InvalidInputError, NotFoundError } from '../core/errors.js';
-import { adjustmentLogKey, configKey, globLiteral, orgConfigKey, parseUsageKey, usageKey, userConfigKey, type Owner } from '../core/keys.js';
+import type { Owner } from '../core/keys.js';
+import type { KeyLayout } from '../core/layout.js';
 import { assertName, nameProblem } from '../core/names.js';
 import { QUOTA_KINDS, quotaKindSpec, type QuotaKind } from '../core/quota-kinds.js';
 import { readHash, serverTimeMs } from '../redis/accounts.js';
-import { bounded, toTollgateError, type RedisClient } from '../redis/connection.js';
+import { bounded, isCluster, toTollgateError, type RedisClient } from '../redis/connection.js';
+import { configKeyPattern, MOVING_TO_FIELD, nameOfConfigKey, readHome, type Home } from '../redis/homes.js';
+import { moveHome } from '../redis/home-move.js';
 import { orgMembers, ownerUsageKeys, scanPage } from '../redis/scan.js';
 import { runConfigWrite, type ConfigWrite } from '../redis/scripts.js';
 import { readAdjustments, runAdjustUsage } from '../redis/usage-adjustment.js';
@@ -260,6 +263,7 @@ function ownCycleWarning(user: string, org: string, userHash: RawHash, orgHash: 
 export class AdminOperations {
   readonly #tollgate: Tollgate;
   readonly #client: RedisClient;
+  readonly #layout: KeyLayout;
   readonly #timeoutMs: number;
 
   /** Uses the Tollgate client's Redis connection and its quota logic. */
@@ -270,6 +274,7 @@ export class AdminOperations {
     }
     this.#tollgate = tollgate;
     this.#client = tollgate.redis;
+    this.#layout = tollgate.keyLayout;
     this.#timeoutMs = timeoutMs;
   }
 
@@ -281,6 +286,11 @@ export class AdminOperations {
   /** The Redis connection in use. */
   get redis(): RedisClient {
     return this.#client;
+  }
+
+  /** The key layout in use (the Tollgate client's). */
+  get keyLayout(): KeyLayout {
+    return this.#layout;
   }
 
   /** A user the way the CARTO user endpoint shows it (SPEC 5); org figures for an org member. */
@@ -314,7 +324,7 @@ export class AdminOperations {
   /** An org with its pooled usage, its credits, and each member's own usage this cycle. */
   async showOrg(org: string): Promise<OrgView> {
     assertName('org', org);
-    const key = orgConfigKey(org);
+    const key = this.#layout.orgConfigKey(org);
     const hash = await this.#hash({ type: 'org', name: org });
     const usages = await Promise.all(QUOTA_KINDS.map((kind) => this.#tollgate.usage({ org, kind: kind })));
     const block = (index: number): QuotaBlock => {
@@ -327,7 +337,7 @@ export class AdminOperations {
       };
     };
     const members: MemberUsage[] = [];
-    for await (const member of orgMembers(this.#client, org)) {
+    for await (const member of orgMembers(this.#client, org, this.#layout)) {
       const used = await Promise.all(QUOTA_KINDS.map((kind) => this.#tollgate.usage({ user: member, kind: kind })));
       members.push({ username: member, geocoding: used[0]!.used, here_isolines: used[1]!.used, mapzen_routing: used[2]!.used });
     }
@@ -352,7 +362,7 @@ export class AdminOperations {
    */
   async create(target: AdminTarget): Promise<void> {
     const owner = ownerOf(target);
-    const key = configKey(owner);
+    const key = owner.type === 'user' ? this.#layout.directoryKey(owner.name) : this.#layout.orgConfigKey(owner.name);
     const fields: Record<string, string> =
       owner.type === 'user'
         ? Object.fromEntries(QUOTA_KINDS.map((kind) => [quotaKindSpec(kind).quotaField, '0']))
@@ -366,7 +376,7 @@ export class AdminOperations {
     const spec = quotaKindSpec(kind);
     const value = parseInput(values.quota, quota);
     const warnings = await this.#overriddenByOrg(owner, spec.quotaField, `${kind} quota`);
-    await this.#write({ key: configKey(owner), mode: 'update', set: { [spec.quotaField]: String(value) } });
+    await this.#ownerWrite(owner, { mode: 'update', set: { [spec.quotaField]: String(value) } });
     return warnings;
   }
 
@@ -376,10 +386,11 @@ export class AdminOperations {
     const field = quotaKindSpec(kind).blockPriceField;
     const value = cents === null ? null : parseInput(values.blockPrice, cents);
     const warnings = await this.#overriddenByOrg(owner, field, `${kind} block price`);
-    await this.#write(
+    await this.#ownerWrite(
+      owner,
       value === null
-        ? { key: configKey(owner), mode: 'update', del: [field] }
-        : { key: configKey(owner), mode: 'update', set: { [field]: String(value) } },
+        ? { mode: 'update', del: [field] }
+        : { mode: 'update', set: { [field]: String(value) } },
     );
     return warnings;
   }
@@ -388,7 +399,7 @@ export class AdminOperations {
   async setSoftLimit(user: string, kind: QuotaKind, on: boolean): Promise<Warnings> {
     assertName('user', user);
     const spec = quotaKindSpec(kind);
-    await this.#write({ key: userConfigKey(user), mode: 'update', set: { [spec.softLimitField]: on ? 'true' : 'false' } });
+    await this.#ownerWrite({ type: 'user', name: user }, { mode: 'update', set: { [spec.softLimitField]: on ? 'true' : 'false' } });
     return [];
   }
 
@@ -403,7 +414,7 @@ export class AdminOperations {
     const value = parseInput(values.provider, provider);
     const warnings = [...(await this.#overriddenByOrg(owner, spec.providerField, `${kind} provider`))];
     if (warnings.length === 0) warnings.push(...(await this.#providerMoveWarnings(owner, kind, value)));
-    await this.#write({ key: configKey(owner), mode: 'update', set: { [spec.providerField]: value } });
+    await this.#ownerWrite(owner, { mode: 'update', set: { [spec.providerField]: value } });
     return warnings;
   }
 
@@ -412,7 +423,7 @@ export class AdminOperations {
     const owner = ownerOf(target);
     const value = parseInput(values.date, date).periodEndDate;
     const warnings = await this.#overriddenByOrg(owner, PERIOD_END_DATE_FIELD, 'period_end_date');
-    await this.#write({ key: configKey(owner), mode: 'update', set: { [PERIOD_END_DATE_FIELD]: value } });
+    await this.#ownerWrite(owner, { mode: 'update', set: { [PERIOD_END_DATE_FIELD]: value } });
     return { result: { period_end_date: value }, warnings };
   }
 
@@ -426,7 +437,8 @@ export class AdminOperations {
   async setOrganization(user: string, org: string | null): Promise<Warnings> {
     assertName('user', user);
     if (org !== null) assertName('org', org);
-    const userKey = userConfigKey(user);
+    if (this.#layout.name === 'cluster') return this.#moveHome(user, org);
+    const userKey = this.#layout.userConfigKey(user, null);
     if (org === null) {
       await this.#write({ key: userKey, mode: 'update', del: [ORGANIZATION_FIELD, CREDIT_FIELDS.allocation, CREDIT_FIELDS.spent] });
       return [];
@@ -439,7 +451,7 @@ export class AdminOperations {
     await this.#write({
       key: userKey,
       mode: 'update',
-      requires: [orgConfigKey(org)],
+      requires: [this.#layout.orgConfigKey(org)],
       // Joined from where it was when we looked: a concurrent move elsewhere is not overwritten.
       expect: { [ORGANIZATION_FIELD]: hash[ORGANIZATION_FIELD] ?? null },
       set: {
@@ -449,6 +461,40 @@ export class AdminOperations {
       },
       del: defaultLimit >= 0 ? [] : [CREDIT_FIELDS.allocation],
     });
+    return warnings;
+  }
+
+  /**
+   * The cluster layout's join / leave / change of org: the move protocol of docs/cluster.md
+   * (src/redis/home-move.ts). Running it again finishes a move that stopped half-way; for a
+   * user already where it should be, it only finishes a pending last step.
+   */
+  async #moveHome(user: string, org: string | null): Promise<Warnings> {
+    const home = await this.#home(user);
+    const orgHash = org === null ? null : await this.#hash({ type: 'org', name: org });
+    const warnings = org === null || orgHash === null ? [] : ownCycleWarning(user, org, home.hash, orgHash);
+    const defaultLimit = org === null || orgHash === null ? -1 : this.#defaultLimit(org, orgHash);
+    const nowMs = await this.#nowMs();
+    await this.#call(() =>
+      moveHome(
+        this.#client,
+        this.#layout,
+        user,
+        org,
+        () => ({
+          drop: [CREDIT_FIELDS.allocation, CREDIT_FIELDS.spent],
+          set:
+            org === null
+              ? {}
+              : {
+                  [ORGANIZATION_FIELD]: org,
+                  [CREDIT_FIELDS.spent]: '0',
+                  ...(defaultLimit >= 0 ? { [CREDIT_FIELDS.allocation]: String(defaultLimit) } : {}),
+                },
+        }),
+        nowMs,
+      ),
+    );
     return warnings;
   }
 
@@ -468,8 +514,7 @@ export class AdminOperations {
     }
     const apiKey = newApiKey();
     const nowMs = await this.#nowMs();
-    await this.#write({
-      key: userConfigKey(user),
+    await this.#ownerWrite({ type: 'user', name: user }, {
       mode: 'update',
       expect: { [fields.key]: null },
       set: { [fields.key]: apiKeyDigest(apiKey), [fields.createdAt]: String(nowMs) },
@@ -504,7 +549,7 @@ export class AdminOperations {
       keyName = existingKeyName(name);
     }
     const fields = apiKeyFields(keyName);
-    const deleted = await this.#write({ key: userConfigKey(user), mode: 'update', del: [fields.key, fields.expiresAt, fields.createdAt] });
+    const deleted = await this.#ownerWrite({ type: 'user', name: user }, { mode: 'update', del: [fields.key, fields.expiresAt, fields.createdAt] });
     return { name: keyName, revoked: deleted > 0 && hash[fields.key] !== undefined };
   }
 
@@ -558,8 +603,7 @@ export class AdminOperations {
       else del.push(previousFields.createdAt);
       if (oldName !== newName) del.push(oldFields.key, oldFields.expiresAt, oldFields.createdAt);
     }
-    await this.#write({
-      key: userConfigKey(user),
+    await this.#ownerWrite({ type: 'user', name: user }, {
       mode: 'update',
       // Rotated from what we read: a concurrent rotation or revocation makes this one fail whole.
       expect: { [oldFields.key]: hash[oldFields.key] ?? null, [newFields.key]: newName === oldName ? (hash[oldFields.key] ?? null) : null },
@@ -576,9 +620,11 @@ export class AdminOperations {
     if (typeof size !== 'number' || !Number.isSafeInteger(size) || size < 1 || size > 10_000) {
       throw new InvalidInputError(ERROR_CODES.invalidArgument, 'count must be an integer from 1 to 10000');
     }
-    const prefix = configKey({ type, name: '' });
-    const page = await this.#call(() => scanPage(this.#client, `${globLiteral(prefix)}*`, cursor, size));
-    const names = page.keys.map((key) => key.slice(prefix.length)).filter((name) => nameOk(name)).sort();
+    const page = await this.#call(() => scanPage(this.#client, configKeyPattern(this.#layout, type), cursor, size));
+    const names = page.keys
+      .map((key) => nameOfConfigKey(this.#layout, type, key))
+      .filter((name): name is string => name !== null && nameOk(name))
+      .sort();
     return { names, cursor: page.cursor };
   }
 
@@ -588,31 +634,44 @@ export class AdminOperations {
    */
   async delete(target: AdminTarget, options: { readonly withUsage?: boolean } = {}): Promise<Deleted> {
     const owner = ownerOf(target);
-    const hash = await this.#hash(owner);
+    const home = owner.type === 'user' ? await this.#home(owner.name) : null;
+    const hash = home?.hash ?? (await this.#hash(owner));
+    if (home !== null && home.hash[MOVING_TO_FIELD] !== undefined) throw this.#moving(home);
     if (owner.type === 'org') {
       const members: string[] = [];
-      for await (const member of orgMembers(this.#client, owner.name)) members.push(member);
+      for await (const member of orgMembers(this.#client, owner.name, this.#layout)) members.push(member);
       if (members.length > 0) {
         throw new ConflictError(ERROR_CODES.hasMembers, `org ${owner.name} has ${members.length} member(s) (${members.slice(0, 5).join(', ')}${members.length > 5 ? ', ...' : ''}): move them out first`);
       }
     }
-    const usageKeys = await this.#call(() => ownerUsageKeys(this.#client, owner));
+    const usageKeys = await this.#call(() => ownerUsageKeys(this.#client, owner, this.#layout));
     if (usageKeys.length > 0 && options.withUsage !== true) {
       throw new ConflictError(ERROR_CODES.hasUsage, `${owner.type} ${owner.name} has ${usageKeys.length} usage key(s): pass --with-usage (with_usage=true) to delete them too`);
     }
     // Deleting every field removes the hash, in the same guarded script as every other change;
     // a field written meanwhile makes it fail rather than leave a half-deleted hash.
     await this.#write({
-      key: configKey(owner),
+      key: home?.key ?? this.#layout.orgConfigKey(owner.name),
       mode: 'update',
       expect: Object.fromEntries(Object.entries(hash)),
       del: Object.keys(hash),
     });
+    // Cluster layout, org member: its directory entry goes after its member hash.
+    if (home !== null && home.key !== home.directoryKey) {
+      await this.#write({
+        key: home.directoryKey,
+        mode: 'update',
+        expect: Object.fromEntries(Object.entries(home.directory)),
+        del: Object.keys(home.directory),
+      });
+    }
     for (let i = 0; i < usageKeys.length; i += 500) {
       const batch = usageKeys.slice(i, i + 500);
-      await this.#call(() => this.#client.unlink(...batch));
+      // A cluster refuses one UNLINK over several slots: one call per key there.
+      if (isCluster(this.#client)) await this.#call(() => Promise.all(batch.map((key) => this.#client.unlink(key))));
+      else await this.#call(() => this.#client.unlink(...batch));
     }
-    const months = [...new Set(usageKeys.map((key) => parseUsageKey(key)?.yyyymm).filter((month): month is string => month !== undefined))].sort();
+    const months = [...new Set(usageKeys.map((key) => this.#layout.parseUsageKey(key)?.yyyymm).filter((month): month is string => month !== undefined))].sort();
     return { deleted: `${owner.type}:${owner.name}`, usageKeys: usageKeys.length, months };
   }
 
@@ -638,7 +697,7 @@ export class AdminOperations {
     const today = utcDay(nowMs);
     const month = yyyymm(today.year, today.month);
     const metric = quotaKindSpec(quotaKind).chargedMetric;
-    const keys = recordingOwners(user, info.org).map((owner) => usageKey(owner, info.serviceType, metric, month));
+    const keys = recordingOwners(user, info.org).map((owner) => this.#layout.usageKey(owner, info.org, info.serviceType, metric, month));
     const entry: UsageAdjustment = {
       at: new Date(nowMs).toISOString(),
       user,
@@ -650,7 +709,7 @@ export class AdminOperations {
       actor: options.actor ?? 'operator',
     };
     const status = await this.#call(() =>
-      runAdjustUsage(this.#client, { auditKey: adjustmentLogKey(user), usageKeys: keys, day: entry.day, units: amount, entry: { ...entry } }),
+      runAdjustUsage(this.#client, { auditKey: this.#layout.adjustmentLogKey(user, info.org), usageKeys: keys, day: entry.day, units: amount, entry: { ...entry } }),
     );
     if (status === 'wrong_type') throw new InvalidConfigError(keys.join(', '), '', 'a usage or audit key holds the wrong Redis type; nothing was written');
     return entry;
@@ -659,8 +718,8 @@ export class AdminOperations {
   /** The newest usage adjustments made for a user (at most `limit`). */
   async adjustments(user: string, limit = 20): Promise<Array<Record<string, unknown>>> {
     assertName('user', user);
-    await this.#hash({ type: 'user', name: user });
-    return this.#call(() => readAdjustments(this.#client, adjustmentLogKey(user), limit));
+    const home = await this.#home(user);
+    return this.#call(() => readAdjustments(this.#client, this.#layout.adjustmentLogKey(user, home.org), limit));
   }
 
   /**
@@ -671,7 +730,7 @@ export class AdminOperations {
    */
   async repairUsage(target: AdminTarget, options: { readonly apply?: boolean } = {}): Promise<UsageRepair> {
     const owner = ownerOf(target);
-    const garbled = await this.#call(() => findGarbledScores(this.#client, owner));
+    const garbled = await this.#call(() => findGarbledScores(this.#client, owner, this.#layout));
     if (options.apply !== true || garbled.length === 0) return { found: garbled, removed: [], skipped: [] };
     const result = await this.#call(() => removeGarbledScores(this.#client, garbled));
     return { found: garbled, removed: [...result.removed], skipped: [...result.skipped] };
@@ -684,7 +743,7 @@ export class AdminOperations {
     return {
       orgname: org,
       enabled: parseFlag(hash[CREDIT_FIELDS.enabled]),
-      credits: toCredits(parseCount(orgConfigKey(org), CREDIT_FIELDS.balance, hash[CREDIT_FIELDS.balance])),
+      credits: toCredits(parseCount(this.#layout.orgConfigKey(org), CREDIT_FIELDS.balance, hash[CREDIT_FIELDS.balance])),
       defaultLimit: toCredits(this.#defaultLimit(org, hash)),
     };
   }
@@ -693,7 +752,7 @@ export class AdminOperations {
   async setOrgCredits(org: string, credits: unknown): Promise<OrgCredits> {
     assertName('org', org);
     const millicredits = parseInput(values.credits, credits);
-    await this.#write({ key: orgConfigKey(org), mode: 'update', set: { [CREDIT_FIELDS.balance]: String(millicredits) } });
+    await this.#write({ key: this.#layout.orgConfigKey(org), mode: 'update', set: { [CREDIT_FIELDS.balance]: String(millicredits) } });
     return this.orgCredits(org);
   }
 
@@ -701,14 +760,14 @@ export class AdminOperations {
   async addOrgCredits(org: string, credits: unknown): Promise<OrgCredits> {
     assertName('org', org);
     const millicredits = parseInput(values.credits, credits);
-    await this.#write({ key: orgConfigKey(org), mode: 'update', incr: { [CREDIT_FIELDS.balance]: millicredits } });
+    await this.#write({ key: this.#layout.orgConfigKey(org), mode: 'update', incr: { [CREDIT_FIELDS.balance]: millicredits } });
     return this.orgCredits(org);
   }
 
   /** Turns budgeting on or off for an org's members. */
   async setBudgeting(org: string, enabled: boolean): Promise<OrgCredits> {
     assertName('org', org);
-    await this.#write({ key: orgConfigKey(org), mode: 'update', set: { [CREDIT_FIELDS.enabled]: enabled ? 'true' : 'false' } });
+    await this.#write({ key: this.#layout.orgConfigKey(org), mode: 'update', set: { [CREDIT_FIELDS.enabled]: enabled ? 'true' : 'false' } });
     return this.orgCredits(org);
   }
 
@@ -718,8 +777,8 @@ export class AdminOperations {
     const millicredits = credits === null || credits === undefined ? null : parseInput(values.credits, credits);
     await this.#write(
       millicredits === null
-        ? { key: orgConfigKey(org), mode: 'update', del: [CREDIT_FIELDS.defaultLimit] }
-        : { key: orgConfigKey(org), mode: 'update', set: { [CREDIT_FIELDS.defaultLimit]: String(millicredits) } },
+        ? { key: this.#layout.orgConfigKey(org), mode: 'update', del: [CREDIT_FIELDS.defaultLimit] }
+        : { key: this.#layout.orgConfigKey(org), mode: 'update', set: { [CREDIT_FIELDS.defaultLimit]: String(millicredits) } },
     );
     return this.orgCredits(org);
   }
@@ -732,10 +791,9 @@ export class AdminOperations {
     assertName('user', user);
     const millicredits = credits === null || credits === undefined ? null : parseInput(values.credits, credits);
     const { org } = await this.#memberOrg(user);
-    await this.#write({
-      key: userConfigKey(user),
+    await this.#ownerWrite({ type: 'user', name: user }, {
       mode: 'update',
-      requires: [orgConfigKey(org)],
+      requires: [this.#layout.orgConfigKey(org)],
       // An allocation is from one org's budget: refuse it if the user moved meanwhile.
       expect: { [ORGANIZATION_FIELD]: org },
       set: {
@@ -755,12 +813,11 @@ export class AdminOperations {
   /** A member's assigned (-1 for no limit), spent and available credits. */
   async userCredits(user: string): Promise<UserCredits> {
     assertName('user', user);
-    const { org, userHash, orgHash } = await this.#memberOrg(user);
-    const userKey = userConfigKey(user);
+    const { org, userHash, orgHash, userKey } = await this.#memberOrg(user);
     const rawAllocation = userHash[CREDIT_FIELDS.allocation];
     const allocation = rawAllocation === undefined || rawAllocation === '' ? null : parseCount(userKey, CREDIT_FIELDS.allocation, rawAllocation);
     const spent = parseCount(userKey, CREDIT_FIELDS.spent, userHash[CREDIT_FIELDS.spent]);
-    const balance = parseCount(orgConfigKey(org), CREDIT_FIELDS.balance, orgHash[CREDIT_FIELDS.balance]);
+    const balance = parseCount(this.#layout.orgConfigKey(org), CREDIT_FIELDS.balance, orgHash[CREDIT_FIELDS.balance]);
     const available = allocation === null ? balance : Math.min(balance, Math.max(0, allocation - spent));
     return {
       username: user,
@@ -795,7 +852,7 @@ export class AdminOperations {
     const hash = await this.#hash(owner);
     const org = hash[ORGANIZATION_FIELD];
     if (org === undefined || org === '' || !nameOk(org)) return [];
-    const orgHash = await this.#call(() => readHash(this.#client, orgConfigKey(org)));
+    const orgHash = await this.#call(() => readHash(this.#client, this.#layout.orgConfigKey(org)));
     if (Object.hasOwn(orgHash, field)) {
       return [`user ${owner.name} is a member of org ${org}, whose ${what} (${field}) applies: this value is stored but has no effect while ${owner.name} stays in ${org}`];
     }
@@ -817,42 +874,78 @@ export class AdminOperations {
     ];
   }
 
-  /** Fails with {@link NotFoundError} unless the owner's config hash exists; returns it. */
+  /**
+   * Fails with {@link NotFoundError} unless the owner's config exists; returns a user's
+   * decision-field hash (its home: in the cluster layout a member's member hash) or the org hash.
+   */
   async #hash(owner: Owner): Promise<RawHash> {
-    const key = configKey(owner);
+    if (owner.type === 'user') return (await this.#home(owner.name)).hash;
+    const key = this.#layout.orgConfigKey(owner.name);
     const hash = await this.#call(() => readHash(this.#client, key));
-    if (Object.keys(hash).length === 0) {
-      throw new NotFoundError(
-        owner.type === 'user' ? ERROR_CODES.unknownUser : ERROR_CODES.unknownOrg,
-        `unknown ${owner.type}: no ${key} hash`,
-      );
-    }
+    if (Object.keys(hash).length === 0) throw new NotFoundError(ERROR_CODES.unknownOrg, `unknown org: no ${key} hash`);
     return hash;
   }
 
+  /**
+   * A user's directory entry and home (src/redis/homes.ts). A member whose member hash is
+   * missing (a move stopped half-way, or `organization` set by hand) is
+   * {@link InvalidConfigError} naming the fix.
+   */
+  async #home(user: string): Promise<Home> {
+    const home = await this.#call(() => readHome(this.#client, this.#layout, user));
+    if (Object.keys(home.hash).length === 0) {
+      throw new InvalidConfigError(
+        home.directoryKey,
+        ORGANIZATION_FIELD,
+        `names org ${home.org ?? ''} but ${home.key} does not exist: run "tollgate user set-org ${user} ${home.org ?? ''}" to finish a move, or fix the directory entry`,
+      );
+    }
+    return home;
+  }
+
+  /** The refusal of a change to a user that is moving between pools. */
+  #moving(home: Home): ConflictError {
+    return new ConflictError(
+      ERROR_CODES.concurrentChange,
+      `user ${home.user} is moving to ${home.hash[MOVING_TO_FIELD] ?? '?'}: finish the move (run the same set-org / leave-org again), then retry`,
+    );
+  }
+
+  /**
+   * One guarded change of a user's home or an org hash. In the cluster layout a user's change
+   * also requires that the user is not moving (its home has no `moving_to`): a change written
+   * to a home being copied away would be lost.
+   */
+  async #ownerWrite(owner: Owner, write: Omit<ConfigWrite, 'key'>): Promise<number> {
+    if (owner.type === 'org') return this.#write({ ...write, key: this.#layout.orgConfigKey(owner.name) });
+    const home = await this.#home(owner.name);
+    if (this.#layout.name !== 'cluster') return this.#write({ ...write, key: home.key });
+    if (home.hash[MOVING_TO_FIELD] !== undefined) throw this.#moving(home);
+    return this.#write({ ...write, key: home.key, expect: { ...write.expect, [MOVING_TO_FIELD]: null } });
+  }
+
   /** The org a user belongs to, with both hashes; {@link ConflictError} for a user outside any org. */
-  async #memberOrg(user: string): Promise<{ org: string; userHash: RawHash; orgHash: RawHash }> {
-    const userHash = await this.#hash({ type: 'user', name: user });
-    const org = userHash[ORGANIZATION_FIELD];
-    if (org === undefined || org === '') {
+  async #memberOrg(user: string): Promise<{ org: string; userKey: string; userHash: RawHash; orgHash: RawHash }> {
+    const home = await this.#home(user);
+    if (home.org === null) {
       throw new ConflictError(ERROR_CODES.notInOrg, `user ${user} is in no org: credit budgets belong to orgs`);
     }
-    assertName('org', org);
-    return { org, userHash, orgHash: await this.#hash({ type: 'org', name: org }) };
+    const org = assertName('org', home.org);
+    return { org, userKey: home.key, userHash: home.hash, orgHash: await this.#hash({ type: 'org', name: org }) };
   }
 
   /** The default limit in millicredits, or -1 when budgeting is off or no default is set. */
   #defaultLimit(org: string, hash: RawHash): number {
     const raw = hash[CREDIT_FIELDS.defaultLimit];
     if (!parseFlag(hash[CREDIT_FIELDS.enabled]) || raw === undefined || raw === '') return -1;
-    return parseCount(orgConfigKey(org), CREDIT_FIELDS.defaultLimit, raw);
+    return parseCount(this.#layout.orgConfigKey(org), CREDIT_FIELDS.defaultLimit, raw);
   }
 
   /** Applies one guarded change; answers how many fields its `del` part removed. */
   async #write(write: ConfigWrite): Promise<number> {
     const reply = await this.#call(() => runConfigWrite(this.#client, write));
     const notFound = (key: string): NotFoundError => {
-      const isUser = key.startsWith(userConfigKey(''));
+      const isUser = nameOfConfigKey(this.#layout, 'org', key) === null;
       return new NotFoundError(isUser ? ERROR_CODES.unknownUser : ERROR_CODES.unknownOrg, `unknown ${isUser ? 'user' : 'org'}: no ${key} hash`);
     };
     switch (reply.status) {
@@ -863,6 +956,7 @@ export class AdminOperations {
       case 'exists':
         throw new ConflictError(ERROR_CODES.alreadyExists, `already exists: ${write.key}`);
       case 'changed':
+        if (reply.field === MOVING_TO_FIELD) throw new ConflictError(ERROR_CODES.concurrentChange, `${write.key} is moving to another pool: finish the move (run the same set-org / leave-org again), then retry`);
         throw new ConflictError(ERROR_CODES.concurrentChange, `${write.key} field ${reply.field} changed meanwhile; nothing was written, retry`);
       case 'wrong_type':
         throw new InvalidConfigError(reply.key, '', 'holds the wrong Redis type; nothing was written');

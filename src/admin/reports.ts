@@ -5,12 +5,14 @@ import { stringify } from 'csv-stringify';
 import { parseDateInput, parseOrganization, parsePeriodEndDay, PERIOD_END_DATE_FIELD, type RawHash } from '../core/config.js';
 import { billingCycle, daysInMonth, dayMember, dayStartMs, utcDay, yyyymm, type CalendarDay } from '../core/cycle.js';
 import { ERROR_CODES, InvalidInputError, NotFoundError } from '../core/errors.js';
-import { creditLedgerKey, globLiteral, orgConfigKey, parseUsageKey, usageKey, usageKeyPattern, userConfigKey, type Owner, type OwnerType } from '../core/keys.js';
+import type { Owner, OwnerType } from '../core/keys.js';
+import { CARTO_LAYOUT, type KeyLayout } from '../core/layout.js';
 import { assertName } from '../core/names.js';
 import { METRICS, quotaKindSpec, type Metric, type QuotaKind } from '../core/quota-kinds.js';
 import type { RedisClient } from '../redis/connection.js';
 import { parseMonth, parseTimeFrame, TIME_FRAMES, toCredits, type TimeFrame } from './inputs.js';
 import { readHash } from '../redis/accounts.js';
+import { homeUsagePattern, readHome } from '../redis/homes.js';
 import { orgMembers, readSortedSets, scanBatches } from '../redis/scan.js';
 
 /** A report metric: a CARTO counter, or `used`, the day's counted units (what the quota and the credits are about). */
@@ -114,17 +116,18 @@ async function existingHash(client: RedisClient, key: string, what: 'user' | 'or
  * `period_end_date` where the org has one, else its own (SPEC 1); an org's is its own;
  * `null` (calendar months) for every user at once, whose cycles differ.
  */
-export async function reportAnchorDay(client: RedisClient, target: ReportTarget): Promise<number | null> {
+export async function reportAnchorDay(client: RedisClient, target: ReportTarget, layout: KeyLayout = CARTO_LAYOUT): Promise<number | null> {
   if ('all' in target) return null;
   if ('org' in target) {
-    const key = orgConfigKey(assertName('org', target.org));
+    const key = layout.orgConfigKey(assertName('org', target.org));
     return parsePeriodEndDay(key, (await existingHash(client, key, 'org'))[PERIOD_END_DATE_FIELD]);
   }
-  const userKey = userConfigKey(assertName('user', target.user));
-  const userHash = await existingHash(client, userKey, 'user');
-  const org = parseOrganization(userKey, userHash.organization);
+  const home = await readHome(client, layout, assertName('user', target.user));
+  const userKey = home.key;
+  const userHash = home.hash;
+  const org = home.org;
   if (org !== null) {
-    const orgKey = orgConfigKey(org);
+    const orgKey = layout.orgConfigKey(org);
     const orgHash = await readHash(client, orgKey);
     if (Object.hasOwn(orgHash, PERIOD_END_DATE_FIELD)) return parsePeriodEndDay(orgKey, orgHash[PERIOD_END_DATE_FIELD]);
   }
@@ -161,12 +164,15 @@ function monthWindows(plan: ReportPlan): Map<string, { from: number; to: number 
 export interface ReportRowsOptions {
   /** Stops the SCAN at the next batch once aborted (an HTTP client that went away). */
   readonly signal?: AbortSignal;
+  /** Where the counters are; default the CARTO layout. */
+  readonly layout?: KeyLayout;
 }
 
 /** One SCAN to walk: the keys of one owner type, kept when `keep` says so. */
 interface Walk {
   readonly pattern: string;
-  readonly keep: (owner: Owner) => boolean;
+  /** `home`: the org whose slot holds a user's counters (cluster layout), else `null`. */
+  readonly keep: (owner: Owner, home: string | null) => boolean;
 }
 
 /**
@@ -178,18 +184,29 @@ interface Walk {
  */
 export async function* reportRows(client: RedisClient, plan: ReportPlan, options: ReportRowsOptions = {}): AsyncGenerator<ReportRow> {
   const target = plan.target;
+  const layout = options.layout ?? CARTO_LAYOUT;
+  const cluster = layout.name === 'cluster';
   const walks: Walk[] = [];
   if ('user' in target) {
-    await existingHash(client, userConfigKey(target.user), 'user');
-    walks.push({ pattern: usageKeyPattern('user', globLiteral(target.user)), keep: (owner) => owner.name === target.user });
+    await readHome(client, layout, target.user);
+    // Cluster layout: the user's own counters in every home it had (rows of one day are summed by sortedRows).
+    for (const pattern of layout.usageKeyPatterns('user', target.user)) {
+      walks.push({ pattern, keep: (owner) => owner.type === 'user' && owner.name === target.user });
+    }
   } else if ('org' in target) {
-    await existingHash(client, orgConfigKey(target.org), 'org');
+    await existingHash(client, layout.orgConfigKey(target.org), 'org');
     const members = new Set<string>();
-    for await (const member of orgMembers(client, target.org)) members.add(member);
-    walks.push({ pattern: usageKeyPattern('org', globLiteral(target.org)), keep: (owner) => owner.name === target.org });
-    if (members.size > 0) walks.push({ pattern: usageKeyPattern('user'), keep: (owner) => members.has(owner.name) });
+    for await (const member of orgMembers(client, target.org, layout)) members.add(member);
+    for (const pattern of layout.usageKeyPatterns('org', target.org)) {
+      walks.push({ pattern, keep: (owner) => owner.type === 'org' && owner.name === target.org });
+    }
+    if (members.size > 0) {
+      // Cluster layout: the members' own counters made in this org, all in its slot.
+      const pattern = cluster ? homeUsagePattern(layout, '*', target.org, '*') : layout.usageKeyPatterns('user')[0]!;
+      walks.push({ pattern, keep: (owner, home) => owner.type === 'user' && members.has(owner.name) && (!cluster || home === target.org) });
+    }
   } else {
-    walks.push({ pattern: usageKeyPattern('user'), keep: () => true });
+    for (const pattern of layout.usageKeyPatterns('user')) walks.push({ pattern, keep: (owner) => owner.type === 'user' });
   }
   const windows = monthWindows(plan);
 
@@ -210,8 +227,8 @@ export async function* reportRows(client: RedisClient, plan: ReportPlan, options
         return at;
       };
       for (const key of batch.keys) {
-        const parsed = parseUsageKey(key);
-        if (parsed === null || !walk.keep(parsed.owner) || !windows.has(parsed.yyyymm)) continue;
+        const parsed = layout.parseUsageKey(key);
+        if (parsed === null || !walk.keep(parsed.owner, parsed.home) || !windows.has(parsed.yyyymm)) continue;
         const kind = kindOfServiceType(parsed.serviceType);
         const charged = kind !== null && quotaKindSpec(kind).chargedMetric === parsed.metric;
         reads.push({
@@ -221,8 +238,9 @@ export async function* reportRows(client: RedisClient, plan: ReportPlan, options
           month: parsed.yyyymm,
           at: position(key),
           // The `used` row needs the empty units and the credits of the same owner, service type and month.
-          empty: charged ? position(usageKey(parsed.owner, parsed.serviceType, 'empty_responses', parsed.yyyymm)) : -1,
-          ledger: charged ? position(creditLedgerKey(parsed.owner, parsed.serviceType, parsed.yyyymm)) : -1,
+          empty: charged ? position(layout.usageKey(parsed.owner, parsed.home, parsed.serviceType, 'empty_responses', parsed.yyyymm)) : -1,
+          // Cluster layout: ledgers live in an org's slot; a user's counters outside any org have none.
+          ledger: charged && !(cluster && parsed.home === null) ? position(layout.creditLedgerKey(parsed.owner, parsed.home ?? '', parsed.serviceType, parsed.yyyymm)) : -1,
         });
       }
       if (reads.length === 0) continue;
@@ -247,7 +265,7 @@ export async function* reportRows(client: RedisClient, plan: ReportPlan, options
         }
         if (read.empty < 0) continue;
         const empty = new Map(values[read.empty]!);
-        const credits = new Map(values[read.ledger]!);
+        const credits = new Map(read.ledger < 0 ? [] : values[read.ledger]!);
         const charged = new Map(usage);
         const days = new Set([...charged.keys(), ...empty.keys(), ...credits.keys()]);
         for (const day of [...days].filter(inWindow).sort((a, b) => a - b)) {
@@ -274,11 +292,25 @@ export function compareRows(a: ReportRow, b: ReportRow): number {
   );
 }
 
-/** All of `rows`, sorted by {@link compareRows}. Holds the whole report in memory: `--unsorted` streams instead. */
+/**
+ * All of `rows`, sorted by {@link compareRows}, rows of the same day, scope, owner, service type
+ * and metric summed into one (in the cluster layout a user's counters of one day can sit in two
+ * homes, the org it left and the one it joined). Holds the whole report in memory: `--unsorted`
+ * streams instead, one row per key.
+ */
 export async function* sortedRows(rows: AsyncIterable<ReportRow>): AsyncGenerator<ReportRow> {
   const all: ReportRow[] = [];
   for await (const row of rows) all.push(row);
-  yield* all.sort(compareRows);
+  all.sort(compareRows);
+  const merged: ReportRow[] = [];
+  for (const row of all) {
+    const last = merged[merged.length - 1];
+    if (last !== undefined && compareRows(last, row) === 0) {
+      const millicredits = Math.round(last.credits * 1000) + Math.round(row.credits * 1000);
+      merged[merged.length - 1] = { ...last, count: last.count + row.count, credits: toCredits(millicredits) };
+    } else merged.push(row);
+  }
+  yield* merged;
 }
 
 /**

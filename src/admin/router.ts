@@ -337,13 +337,13 @@ export function createAdminRouter(options: AdminRouterOptions): Router {
     planReport(request, Date.now()); // arguments checked before Redis is asked anything
     const nowMs = config.clock?.() ?? (await serverNowMs(ops));
     const needsAnchor = request.frame === 'cycle' || request.month !== undefined;
-    const plan = planReport(request, nowMs, needsAnchor ? await reportAnchorDay(ops.redis, target) : null);
+    const plan = planReport(request, nowMs, needsAnchor ? await reportAnchorDay(ops.redis, target, ops.keyLayout) : null);
     // A client that goes away aborts the SCAN at its next batch (sorted reports read everything before writing).
     const abort = new AbortController();
     res.once('close', () => {
       if (!res.writableFinished) abort.abort();
     });
-    let rows: AsyncIterable<ReportRow> = reportRows(ops.redis, plan, { signal: abort.signal });
+    let rows: AsyncIterable<ReportRow> = reportRows(ops.redis, plan, { signal: abort.signal, layout: ops.keyLayout });
     if (!unsorted) rows = sortedRows(rows);
     if (totals) rows = withTotals(rows);
     const iterator = rows[Symbol.asyncIterator]();

@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { Argument, Command, CommanderError, Option } from 'commander';
 import { ERROR_CODES, InvalidInputError, RedisUnavailableError, TollgateError } from '../core/errors.js';
 import { QUOTA_KINDS, type QuotaKind } from '../core/quota-kinds.js';
-import { redisTargetFromEnv } from '../core/redis-target.js';
+import { keyLayoutFromEnv, redisTargetFromEnv } from '../core/redis-target.js';
 import { Tollgate } from '../tollgate.js';
 import { FRAME_NAMES, parseInput, values } from '../admin/inputs.js';
 import { AdminOperations, DEFAULT_NEW_KEY_NAME, DEFAULT_OVERLAP_SECONDS, type AdminTarget, type Warnings } from '../admin/operations.js';
@@ -31,7 +31,7 @@ import { formatApiKeys, formatOrg, formatOrgCredits, formatUsage, formatUser, fo
 export interface CliIo {
   readonly stdout: Writable;
   readonly stderr: Writable;
-  /** `REDIS_URL`, `REDIS_CLUSTER`, `REDIS_SENTINELS` and `REDIS_SENTINEL_NAME` are read from here. */
+  /** `REDIS_URL`, `REDIS_CLUSTER`, `REDIS_SENTINELS`, `REDIS_SENTINEL_NAME` and `TOLLGATE_KEY_LAYOUT` are read from here. */
   readonly env: Readonly<Record<string, string | undefined>>;
   /** Epoch ms "now" for reports; default the Redis server's clock. Meant for tests. */
   readonly clock?: () => number;
@@ -44,6 +44,7 @@ const DEFAULT_REDIS_URL = 'redis://127.0.0.1:6379';
 
 interface GlobalOptions {
   redis?: string;
+  keyLayout?: string;
   json?: boolean;
   timeoutMs?: string;
 }
@@ -57,11 +58,13 @@ class Session {
 
   get ops(): AdminOperations {
     if (this.#ops === undefined) {
-      const { redis, timeoutMs } = this.options();
+      const { redis, timeoutMs, keyLayout } = this.options();
       const timeout = timeoutMs === undefined ? 5000 : Number(timeoutMs);
       // --redis wins; else REDIS_CLUSTER, REDIS_SENTINELS + REDIS_SENTINEL_NAME or REDIS_URL; else the default URL.
       const target = redis ?? redisTargetFromEnv(this.env) ?? DEFAULT_REDIS_URL;
-      this.#tollgate = new Tollgate({ redis: target, timeoutMs: Math.min(60_000, timeout) });
+      // --key-layout wins; else TOLLGATE_KEY_LAYOUT; else cluster for a Redis Cluster, carto otherwise.
+      const layout = keyLayoutFromEnv(this.env, target, keyLayout);
+      this.#tollgate = new Tollgate({ redis: target, keyLayout: layout, timeoutMs: Math.min(60_000, timeout) });
       this.#ops = new AdminOperations(this.#tollgate, { timeoutMs: timeout });
     }
     return this.#ops;
@@ -107,9 +110,15 @@ export function commanderMessage(text: string): string {
  */
 function createProgram(io: CliIo, session: Session): Command {
   const program = new Command('tollgate')
-    .description('Operate Tollgate quotas, API keys and credit budgets on Redis (CARTO key layout).')
+    .description('Operate Tollgate quotas, API keys and credit budgets on Redis (CARTO or cluster key layout).')
     .version(packageVersion(), '-V, --version', 'print the version')
     .option('--redis <url>', `Redis URL (default: $REDIS_SENTINELS with $REDIS_SENTINEL_NAME, or $REDIS_URL, else ${DEFAULT_REDIS_URL})`)
+    .addOption(
+      new Option('--key-layout <layout>', 'key layout: carto or cluster (default: $TOLLGATE_KEY_LAYOUT, else cluster on a Redis Cluster, carto otherwise)').choices([
+        'carto',
+        'cluster',
+      ]),
+    )
     .option('--json', 'print JSON instead of tables')
     .addOption(new Option('--timeout-ms <ms>', 'bound on each Redis call').default('5000').argParser(positiveMs))
     .exitOverride()
@@ -394,9 +403,9 @@ function createProgram(io: CliIo, session: Session): Command {
       planReport(request, Date.now());
       const nowMs = io.clock?.() ?? (await serverNowMs(session.ops));
       const needsAnchor = options.frame === 'cycle' || options.month !== undefined;
-      const plan = planReport(request, nowMs, needsAnchor ? await reportAnchorDay(session.ops.redis, target) : null);
+      const plan = planReport(request, nowMs, needsAnchor ? await reportAnchorDay(session.ops.redis, target, session.ops.keyLayout) : null);
       const format: ReportFormat = options.format ?? (json() ? 'json' : 'table');
-      let rows: AsyncIterable<ReportRow> = reportRows(session.ops.redis, plan);
+      let rows: AsyncIterable<ReportRow> = reportRows(session.ops.redis, plan, { layout: session.ops.keyLayout });
       if (options.unsorted !== true) rows = sortedRows(rows);
       if (options.totals) rows = withTotals(rows);
       const count = await writeReport(rows, format, io.stdout);

@@ -3,7 +3,8 @@ import { createHash } from 'node:crypto';
 import { type Account, type CreditBudget, type FingerprintPart } from './config.js';
 import { billingCycle, dayMember, dayStartMs, dayWindowMs, utcDay, yyyymm, type CalendarDay, type Cycle } from './cycle.js';
 import { ERROR_CODES, InvalidInputError } from './errors.js';
-import { RESERVATION_ID, creditLedgerKey, usageKey, type Owner } from './keys.js';
+import { RESERVATION_ID, type Owner } from './keys.js';
+import { CARTO_LAYOUT, type KeyLayout } from './layout.js';
 import { assertName } from './names.js';
 import { quotaKindSpec, type Metric, type QuotaKind } from './quota-kinds.js';
 
@@ -168,10 +169,10 @@ export interface ChargeTarget {
  * with any success once), for the user and, for a member, its org, in the month of admission.
  * So a request that succeeds needs no settlement at all.
  */
-export function admissionCharges(target: ChargeTarget): Charge[] {
+export function admissionCharges(target: ChargeTarget, layout: KeyLayout = CARTO_LAYOUT): Charge[] {
   const spec = quotaKindSpec(target.kind);
   return recordingOwners(target.user, target.org).flatMap((owner) => {
-    const key = (metric: Metric): string => usageKey(owner, target.serviceType, metric, target.yyyymm);
+    const key = (metric: Metric): string => layout.usageKey(owner, target.org, target.serviceType, metric, target.yyyymm);
     const charges: Charge[] = [
       { key: key(spec.chargedMetric), perCost: 1, fixed: 0 },
       { key: key('total_requests'), perCost: 1, fixed: 0 },
@@ -182,32 +183,32 @@ export function admissionCharges(target: ChargeTarget): Charge[] {
 }
 
 /** The increments an admission of `cost` applies (see {@link admissionCharges}). */
-export function admissionIncrements(target: ChargeTarget, cost: number): Increment[] {
-  return admissionCharges(target).map((charge) => ({ key: charge.key, delta: cost * charge.perCost + charge.fixed }));
+export function admissionIncrements(target: ChargeTarget, cost: number, layout: KeyLayout = CARTO_LAYOUT): Increment[] {
+  return admissionCharges(target, layout).map((charge) => ({ key: charge.key, delta: cost * charge.perCost + charge.fixed }));
 }
 
 /** The keys an admission adds its cost to (the charged metric and total_requests of each recording owner). */
-export function admissionKeys(target: ChargeTarget): string[] {
-  return admissionCharges(target)
+export function admissionKeys(target: ChargeTarget, layout: KeyLayout = CARTO_LAYOUT): string[] {
+  return admissionCharges(target, layout)
     .filter((charge) => charge.perCost > 0)
     .map((charge) => charge.key);
 }
 
-/** Plans a decision for `account` at the UTC day of `nowMs`. */
-export function planDecision(account: Account, nowMs: number): DecisionPlan {
+/** Plans a decision for `account` at the UTC day of `nowMs`, with the keys of `layout`. */
+export function planDecision(account: Account, nowMs: number, layout: KeyLayout = CARTO_LAYOUT): DecisionPlan {
   const spec = quotaKindSpec(account.kind);
   const day = utcDay(nowMs);
   const cycle = billingCycle(day, account.periodEndDay);
   const pool = poolOwner(account.user, account.org);
   const reads = cycle.spans.flatMap((span) =>
     spec.countedMetrics.map((metric) => ({
-      key: usageKey(pool, account.serviceType, metric, span.yyyymm),
+      key: layout.usageKey(pool, account.org, account.serviceType, metric, span.yyyymm),
       fromDay: span.fromDay,
       toDay: span.toDay,
     })),
   );
   const month = yyyymm(day.year, day.month);
-  const charges = admissionCharges({ ...account, yyyymm: month });
+  const charges = admissionCharges({ ...account, yyyymm: month }, layout);
   const window = dayWindowMs(day);
   return {
     cycle,
@@ -242,6 +243,7 @@ export function planCredits(
   budget: CreditBudget | null,
   millicreditsPerUnit: number,
   yyyymmOfCharge: string,
+  layout: KeyLayout = CARTO_LAYOUT,
 ): CreditPlan | null {
   if (budget === null || account.org === null) return null;
   const user: Owner = { type: 'user', name: account.user };
@@ -253,21 +255,22 @@ export function planCredits(
     keys: [
       budget.userKey,
       budget.orgKey,
-      creditLedgerKey(user, account.serviceType, yyyymmOfCharge),
-      creditLedgerKey(org, account.serviceType, yyyymmOfCharge),
+      layout.creditLedgerKey(user, account.org, account.serviceType, yyyymmOfCharge),
+      layout.creditLedgerKey(org, account.org, account.serviceType, yyyymmOfCharge),
     ],
     fingerprint: budget.fingerprint,
   };
 }
 
 /** The credit keys a settlement refunds into (same order as {@link CreditPlan.keys}); `null` outside an org. */
-export function refundKeys(reservation: Reservation, userKey: string, orgKey: string | null): readonly [string, string, string, string] | null {
-  if (reservation.org === null || orgKey === null) return null;
+export function refundKeys(reservation: Reservation, layout: KeyLayout = CARTO_LAYOUT): readonly [string, string, string, string] | null {
+  const org = reservation.org;
+  if (org === null) return null;
   return [
-    userKey,
-    orgKey,
-    creditLedgerKey({ type: 'user', name: reservation.user }, reservation.serviceType, reservation.yyyymm),
-    creditLedgerKey({ type: 'org', name: reservation.org }, reservation.serviceType, reservation.yyyymm),
+    layout.userConfigKey(reservation.user, org),
+    layout.orgConfigKey(org),
+    layout.creditLedgerKey({ type: 'user', name: reservation.user }, org, reservation.serviceType, reservation.yyyymm),
+    layout.creditLedgerKey({ type: 'org', name: org }, org, reservation.serviceType, reservation.yyyymm),
   ];
 }
 
@@ -297,7 +300,11 @@ export function breakdownOf(outcome: Outcome, cost: number): Breakdown {
  * `failed_responses` (refunded), and for isolines the 1 the admission put in
  * `success_responses` is taken back when no unit succeeded. All success: nothing to write.
  */
-export function settlementIncrements(reservation: ChargeTarget & { readonly cost: number }, breakdown: Breakdown): Increment[] {
+export function settlementIncrements(
+  reservation: ChargeTarget & { readonly cost: number },
+  breakdown: Breakdown,
+  layout: KeyLayout = CARTO_LAYOUT,
+): Increment[] {
   const spec = quotaKindSpec(reservation.kind);
   const moves: Array<[Metric, number]> = [
     [spec.chargedMetric, -(breakdown.empty + breakdown.failed)],
@@ -308,7 +315,7 @@ export function settlementIncrements(reservation: ChargeTarget & { readonly cost
   return recordingOwners(reservation.user, reservation.org).flatMap((owner) =>
     moves
       .filter(([, delta]) => delta !== 0)
-      .map(([metric, delta]) => ({ key: usageKey(owner, reservation.serviceType, metric, reservation.yyyymm), delta })),
+      .map(([metric, delta]) => ({ key: layout.usageKey(owner, reservation.org, reservation.serviceType, metric, reservation.yyyymm), delta })),
   );
 }
 

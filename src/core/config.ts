@@ -17,6 +17,11 @@ export const MAX_COUNT = 1e15;
 /** Field on a user hash naming the org the user belongs to (a Tollgate addition). */
 export const ORGANIZATION_FIELD = 'organization';
 export { API_KEY_SHA256_FIELD, MAP_KEY_FIELD } from './api-keys.js';
+/**
+ * Field set on a user's decision-field hash while the user moves to another pool (cluster layout,
+ * docs/cluster.md): its value is the new pool's hash tag. No decision is made on a moving hash.
+ */
+export const MOVING_FIELD = 'moving_to';
 /** Field with the billing-cycle anchor date on user and org hashes. */
 export const PERIOD_END_DATE_FIELD = 'period_end_date';
 
@@ -186,6 +191,7 @@ export function resolveAccount(source: AccountSource, kind: QuotaKind): Account 
   // The API key fields too: a decision that authenticated a caller proves the key still stands.
   const userFields = [
     ORGANIZATION_FIELD,
+    MOVING_FIELD,
     spec.quotaField,
     spec.softLimitField,
     spec.providerField,

@@ -87,11 +87,17 @@ export function reservationBucketKey(bucket: string): string {
   return `tollgate:rsv:${bucket}`;
 }
 
-/** The bucket key and field of a reservation id (already checked against {@link RESERVATION_ID}). */
-export function reservationSlot(id: string): { readonly key: string; readonly field: string } {
+/** The bucket and field of a reservation id (already checked against {@link RESERVATION_ID}). */
+export function reservationParts(id: string): { readonly bucket: string; readonly field: string } {
   const match = RESERVATION_ID.exec(id);
   if (match === null) throw new RangeError('not a reservation id');
-  return { key: reservationBucketKey(match[1] as string), field: match[2] as string };
+  return { bucket: match[1] as string, field: match[2] as string };
+}
+
+/** The bucket key (CARTO layout) and field of a reservation id (already checked against {@link RESERVATION_ID}). */
+export function reservationSlot(id: string): { readonly key: string; readonly field: string } {
+  const { bucket, field } = reservationParts(id);
+  return { key: reservationBucketKey(bucket), field };
 }
 
 /**

@@ -1,5 +1,6 @@
 // Where Redis is (one server, a Cluster, a Sentinel group), read from the environment and described without passwords. Pure: no ioredis.
 import { ERROR_CODES, InvalidInputError } from './errors.js';
+import { KEY_LAYOUT_NAMES, type KeyLayoutName } from './layout.js';
 
 /** A host and port, as a cluster seed or a sentinel. */
 export interface HostPort {
@@ -72,6 +73,28 @@ export function redisTargetFromEnv(env: Readonly<Record<string, string | undefin
     return { kind: 'sentinel', sentinels: parseHostPorts(REDIS_ENV.sentinels, sentinels), name: sentinelName };
   }
   return url === undefined ? null : singleTarget(REDIS_ENV.url, url);
+}
+
+/** The environment variable naming the key layout: `carto` or `cluster` (docs/key-layout.md). */
+export const KEY_LAYOUT_ENV = 'TOLLGATE_KEY_LAYOUT';
+
+/**
+ * The key layout to use with `target`: `given` (a `--key-layout` option) wins, else
+ * `TOLLGATE_KEY_LAYOUT`, else `cluster` for a Redis Cluster and `carto` for anything else.
+ * Any other value is `ERR_TOLLGATE_INVALID_OPTIONS`.
+ */
+export function keyLayoutFromEnv(
+  env: Readonly<Record<string, string | undefined>>,
+  target: RedisTarget | string | null,
+  given?: string,
+): KeyLayoutName {
+  const fromEnv = env[KEY_LAYOUT_ENV]?.trim();
+  const raw = given !== undefined && given !== '' ? given : fromEnv === '' ? undefined : fromEnv;
+  if (raw === undefined) return typeof target === 'object' && target?.kind === 'cluster' ? 'cluster' : 'carto';
+  if (!(KEY_LAYOUT_NAMES as readonly string[]).includes(raw)) {
+    throw invalid(`${raw === given ? '--key-layout' : KEY_LAYOUT_ENV} must be one of ${KEY_LAYOUT_NAMES.join(', ')}`);
+  }
+  return raw as KeyLayoutName;
 }
 
 /** A URL safe to print: the password, if any, replaced by `***`. */

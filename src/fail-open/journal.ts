@@ -12,6 +12,7 @@ import {
 } from '../core/accounting.js';
 import { RedisUnavailableError, ReservationError, TollgateError } from '../core/errors.js';
 import type { QuotaKind } from '../core/quota-kinds.js';
+import { CARTO_LAYOUT, type KeyLayout } from '../core/layout.js';
 import { bounded, toTollgateError } from '../redis/connection.js';
 import { neverSent } from '../redis/fail-open-support.js';
 import { writeJournalBatch, type JournalWrite } from '../redis/journal-writeback.js';
@@ -71,17 +72,17 @@ export interface FlushResult {
  * settlement would have: the charge (charged metric and total_requests, user and org),
  * then the settlement's moves, merged per key.
  */
-export function usageIncrements(entry: UsageEntry, breakdown: Breakdown): Increment[] {
+export function usageIncrements(entry: UsageEntry, breakdown: Breakdown, layout: KeyLayout = CARTO_LAYOUT): Increment[] {
   const totals = new Map<string, number>();
-  for (const { key, delta } of [...chargeIncrements(entry), ...settlementIncrements(entry, breakdown)]) {
+  for (const { key, delta } of [...chargeIncrements(entry, layout), ...settlementIncrements(entry, breakdown, layout)]) {
     totals.set(key, (totals.get(key) ?? 0) + delta);
   }
   return [...totals].filter(([, delta]) => delta !== 0).map(([key, delta]) => ({ key, delta }));
 }
 
 /** The increments of the charge alone: exactly what an admission through Redis writes (src/core/accounting.ts). */
-export function chargeIncrements(entry: Reservation): Increment[] {
-  return admissionIncrements(entry, entry.cost);
+export function chargeIncrements(entry: Reservation, layout: KeyLayout = CARTO_LAYOUT): Increment[] {
+  return admissionIncrements(entry, entry.cost, layout);
 }
 
 /** The name of the usage pool a decision reads for a kind: the org's for a member, else the user's. */
@@ -242,22 +243,27 @@ export class LocalJournal {
    * when this pass is the first to send its charge apart (undone if that write is certain not sent).
    */
   #writesOf(entry: UsageEntry): { writes: JournalWrite[]; completes: boolean; justSplit: boolean } {
-    const settlement = (breakdown: Breakdown): JournalWrite => ({
-      markerId: settlementMarker(entry.id),
+    const layout = this.#options.tollgate.keyLayout;
+    // Each write in its pool's slot (cluster layout): its marker beside its counters.
+    const write = (markerId: string, increments: Increment[]): JournalWrite => ({
+      markerId,
+      markerKey: layout.journalMarkerKey(entry.user, entry.org, markerId),
+      group: layout.poolTag(entry.user, entry.org),
       day: entry.day,
-      increments: settlementIncrements(entry, breakdown),
+      increments,
     });
+    const settlement = (breakdown: Breakdown): JournalWrite => write(settlementMarker(entry.id), settlementIncrements(entry, breakdown, layout));
     if (entry.chargeWritten) {
       return entry.breakdown === null ? { writes: [], completes: false, justSplit: false } : { writes: [settlement(entry.breakdown)], completes: true, justSplit: false };
     }
     if (!entry.split && entry.breakdown !== null) {
-      return { writes: [{ markerId: entry.id, day: entry.day, increments: usageIncrements(entry, entry.breakdown) }], completes: true, justSplit: false };
+      return { writes: [write(entry.id, usageIncrements(entry, entry.breakdown, layout))], completes: true, justSplit: false };
     }
     // The request is still running (or its charge was sent apart before, and may have landed): write
     // the charge alone, so a decision through Redis sees it, and the settlement under its own marker.
     const justSplit = !entry.split;
     entry.split = true;
-    const charge: JournalWrite = { markerId: entry.id, day: entry.day, increments: chargeIncrements(entry) };
+    const charge = write(entry.id, chargeIncrements(entry, layout));
     return entry.breakdown === null
       ? { writes: [charge], completes: false, justSplit }
       : { writes: [charge, settlement(entry.breakdown)], completes: true, justSplit };

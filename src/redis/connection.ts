@@ -36,6 +36,9 @@ export function connect(url: string, timeoutMs: number): Redis {
   const client = new Redis(url, {
     connectTimeout: timeoutMs,
     maxRetriesPerRequest: 1,
+    // Commands issued in one turn of the event loop (the admissions of every request that
+    // arrived together) leave in one socket write: one syscall instead of one per command.
+    enableAutoPipelining: true,
     // Keep reconnecting in the background; each call is still bounded by its own timeout.
     retryStrategy: (attempt) => Math.min(attempt * 100, 2000),
   });

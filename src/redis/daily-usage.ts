@@ -1,6 +1,7 @@
 // Reads an owner's counted usage day by day over a range of UTC days, for the dashboard's chart.
 import { dayMember, dayStartMs, utcDay, yyyymm } from '../core/cycle.js';
-import { usageKey, type Owner } from '../core/keys.js';
+import type { Owner } from '../core/keys.js';
+import type { KeyLayout } from '../core/layout.js';
 import type { Metric } from '../core/quota-kinds.js';
 import { toTollgateError, type RedisClient } from './connection.js';
 
@@ -15,11 +16,14 @@ export interface DailyUsage {
 
 /**
  * The sum of `metrics` for each UTC day from `fromMs` to `toMs` (inclusive days), one
- * ZRANGE per (metric, month) in a single pipeline. Keys of another type read as 0.
+ * ZRANGE per (metric, month) in a single pipeline (one slot: the keys of one home). Keys of
+ * another type read as 0. `home` is the org whose slot holds a user's counters (cluster layout).
  */
 export async function readDailyUsage(
   client: RedisClient,
+  layout: KeyLayout,
   owner: Owner,
+  home: string | null,
   serviceType: string,
   metrics: readonly Metric[],
   fromMs: number,
@@ -31,7 +35,7 @@ export async function readDailyUsage(
     days.push({ date: new Date(ms).toISOString().slice(0, 10), month: yyyymm(day.year, day.month), member: dayMember(day.day) });
   }
   const months = [...new Set(days.map((day) => day.month))];
-  const reads = months.flatMap((month) => metrics.map((metric) => ({ month, key: usageKey(owner, serviceType, metric, month) })));
+  const reads = months.flatMap((month) => metrics.map((metric) => ({ month, key: layout.usageKey(owner, home, serviceType, metric, month) })));
   const pipeline = client.pipeline();
   for (const read of reads) pipeline.zrange(read.key, 0, '-1', 'WITHSCORES');
   let results: Array<[Error | null, unknown]> | null;

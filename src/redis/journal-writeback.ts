@@ -18,6 +18,10 @@ export type WriteBackStatus = 'written' | 'already_written' | 'wrong_type';
 export interface JournalWrite {
   /** Names the marker `tollgate:journal:<markerId>`; the same id is never used for other increments. */
   readonly markerId: string;
+  /** The marker key when the layout places it elsewhere (cluster: in the pool's slot); default `tollgate:journal:<markerId>`. */
+  readonly markerKey?: string;
+  /** Writes of one group go in one script call: the pool's hash tag on a cluster. Default `''`. */
+  readonly group?: string;
   /** Day member the increments land on, "01".."31". */
   readonly day: string;
   readonly increments: readonly Increment[];
@@ -32,14 +36,27 @@ export interface JournalWrite {
  */
 export async function writeJournalBatch(client: RedisClient, writes: readonly JournalWrite[]): Promise<WriteBackStatus[]> {
   defineScripts(client);
-  const statuses: WriteBackStatus[] = [];
-  for (let start = 0; start < writes.length; start += JOURNAL_BATCH_MAX) {
-    const chunk = writes.slice(start, start + JOURNAL_BATCH_MAX);
-    const replies = await runApplyOnce(client, {
-      markerTtlMs: JOURNAL_MARKER_TTL_MS,
-      entries: chunk.map((write) => ({ markerKey: journalMarkerKey(write.markerId), day: write.day, increments: write.increments })),
-    });
-    for (const reply of replies) statuses.push(reply === 'applied' ? 'written' : reply === 'already_applied' ? 'already_written' : 'wrong_type');
+  const statuses: WriteBackStatus[] = new Array<WriteBackStatus>(writes.length);
+  const groups = new Map<string, number[]>();
+  writes.forEach((write, index) => {
+    const group = groups.get(write.group ?? '');
+    if (group === undefined) groups.set(write.group ?? '', [index]);
+    else group.push(index);
+  });
+  for (const indexes of groups.values()) {
+    for (let start = 0; start < indexes.length; start += JOURNAL_BATCH_MAX) {
+      const chunk = indexes.slice(start, start + JOURNAL_BATCH_MAX);
+      const replies = await runApplyOnce(client, {
+        markerTtlMs: JOURNAL_MARKER_TTL_MS,
+        entries: chunk.map((index) => {
+          const write = writes[index] as JournalWrite;
+          return { markerKey: write.markerKey ?? journalMarkerKey(write.markerId), day: write.day, increments: write.increments };
+        }),
+      });
+      replies.forEach((reply, i) => {
+        statuses[chunk[i] as number] = reply === 'applied' ? 'written' : reply === 'already_applied' ? 'already_written' : 'wrong_type';
+      });
+    }
   }
   return statuses;
 }

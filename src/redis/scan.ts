@@ -1,10 +1,12 @@
 // Walks the keyspace with SCAN (never KEYS) in bounded batches, on every primary of a cluster, and reads what it finds.
 import type { Redis } from 'ioredis';
 import { ORGANIZATION_FIELD } from '../core/config.js';
-import { creditLedgerKey, globLiteral, parseUsageKey, usageKeyPattern, userConfigKey, type Owner } from '../core/keys.js';
+import { globLiteral, type Owner } from '../core/keys.js';
+import { CARTO_LAYOUT, type KeyLayout } from '../core/layout.js';
 import { nameProblem } from '../core/names.js';
 import { ERROR_CODES, InvalidInputError, UnexpectedReplyError } from '../core/errors.js';
 import { isCluster, toTollgateError, type RedisClient } from './connection.js';
+import { configKeyPattern, memberKeyPattern, memberOfKey, nameOfConfigKey } from './homes.js';
 
 /** Keys per SCAN step: large enough for few round trips, small enough to keep a batch in memory. */
 export const SCAN_COUNT = 1000;
@@ -15,14 +17,27 @@ export interface ScanBatch {
   readonly keys: readonly string[];
 }
 
-/** The single-node clients to scan: the client itself, or every primary of a cluster. */
-function nodesOf(client: RedisClient): Redis[] {
-  return isCluster(client) ? client.nodes('master') : [client];
+/**
+ * The single-node clients to scan: the client itself, or every primary of a cluster, in a
+ * stable order (host:port) so a paging cursor means the same node to another process. A
+ * cluster client that has not loaded its slot map yet knows no node: one PING waits for it.
+ */
+async function nodesOf(client: RedisClient): Promise<Redis[]> {
+  if (!isCluster(client)) return [client];
+  if (client.status !== 'ready') {
+    try {
+      await client.ping();
+    } catch (error) {
+      throw toTollgateError(error);
+    }
+  }
+  const address = (node: Redis): string => `${node.options.host ?? ''}:${String(node.options.port ?? '')}`;
+  return client.nodes('master').sort((a, b) => (address(a) < address(b) ? -1 : address(a) > address(b) ? 1 : 0));
 }
 
 /** Yields the keys matching `pattern`, one SCAN batch at a time; memory stays at one batch. */
 export async function* scanBatches(client: RedisClient, pattern: string): AsyncGenerator<ScanBatch> {
-  for (const node of nodesOf(client)) {
+  for (const node of await nodesOf(client)) {
     let cursor = '0';
     do {
       let reply: [string, string[]];
@@ -46,25 +61,31 @@ export function pipelineValues(results: Array<[Error | null, unknown]> | null): 
   });
 }
 
-const USER_PREFIX = userConfigKey('');
-
 /**
- * The members of an org: every `rails:users:<name>` whose `organization` field names it.
- * The field is the source of truth (other tools may write it), so this walks all user hashes.
+ * The members of an org. CARTO layout: every `rails:users:<name>` whose `organization` field
+ * names it (the field is the source of truth, other tools may write it), so this walks all
+ * user hashes. Cluster layout: the org's member hashes, all in the org's slot, whose
+ * `organization` names it.
  */
-export async function* orgMembers(client: RedisClient, org: string): AsyncGenerator<string> {
-  for await (const batch of scanBatches(client, `${globLiteral(USER_PREFIX)}*`)) {
+export async function* orgMembers(client: RedisClient, org: string, layout: KeyLayout = CARTO_LAYOUT): AsyncGenerator<string> {
+  const memberPattern = memberKeyPattern(layout, org);
+  const pattern = memberPattern ?? configKeyPattern(layout, 'user');
+  const nameOf = (key: string): string | null => (memberPattern === null ? nameOfConfigKey(layout, 'user', key) : memberOfKey(layout, org, key));
+  for await (const batch of scanBatches(client, pattern)) {
+    const names = batch.keys.map(nameOf);
+    const keys = batch.keys.filter((_, index) => names[index] !== null);
+    if (keys.length === 0) continue;
     const pipeline = batch.node.pipeline();
-    for (const key of batch.keys) pipeline.hget(key, ORGANIZATION_FIELD);
+    for (const key of keys) pipeline.hget(key, ORGANIZATION_FIELD);
     let values: unknown[];
     try {
       values = pipelineValues(await pipeline.exec());
     } catch {
-      // A key of another type under rails:users: is not a user; read them one by one to skip it.
-      values = await Promise.all(batch.keys.map((key) => batch.node.hget(key, ORGANIZATION_FIELD).catch(() => null)));
+      // A key of another type under the pattern is not a user; read them one by one to skip it.
+      values = await Promise.all(keys.map((key) => batch.node.hget(key, ORGANIZATION_FIELD).catch(() => null)));
     }
-    for (const [index, key] of batch.keys.entries()) {
-      const name = key.slice(USER_PREFIX.length);
+    for (const [index, key] of keys.entries()) {
+      const name = nameOf(key)!;
       if (values[index] === org && nameProblem(name) === null) yield name;
     }
   }
@@ -110,7 +131,7 @@ const PAGE_CURSOR = /^(\d{1,4})-(\d{1,20})$/;
  * An unreadable cursor throws {@link InvalidInputError}.
  */
 export async function scanPage(client: RedisClient, pattern: string, cursor: string, count: number): Promise<ScanPage> {
-  const nodes = nodesOf(client);
+  const nodes = await nodesOf(client);
   let nodeIndex = 0;
   let nodeCursor = '0';
   if (cursor !== '0') {
@@ -138,19 +159,35 @@ export async function scanPage(client: RedisClient, pattern: string, cursor: str
   }
 }
 
+/** The SCAN pattern of an owner's credit ledgers (every org, for a user in the cluster layout). */
+export function ledgerPattern(layout: KeyLayout, owner: Owner): string {
+  const org = owner.type === 'org' ? globLiteral(owner.name) : '\u0001';
+  const probe = layout.creditLedgerKey({ type: owner.type, name: globLiteral(owner.name) }, org, '\u0002', '\u0003');
+  return probe.replace('\u0001', '*').replace('\u0002', '*').replace('\u0003', '*');
+}
+
 /**
- * Every usage key of one owner (checked by parseUsageKey) and its credit ledger keys: what
- * deleting the owner would leave behind. Memory holds them all; an owner has a few per month.
+ * Every usage key of one owner (checked by the layout's parseUsageKey), in every home, and its
+ * credit ledger keys: what deleting the owner would leave behind. Memory holds them all; an
+ * owner has a few per month.
  */
-export async function ownerUsageKeys(client: RedisClient, owner: Owner): Promise<string[]> {
+export async function ownerUsageKeys(client: RedisClient, owner: Owner, layout: KeyLayout = CARTO_LAYOUT): Promise<string[]> {
   const found: string[] = [];
-  for await (const batch of scanBatches(client, usageKeyPattern(owner.type, globLiteral(owner.name)))) {
-    for (const key of batch.keys) {
-      const parsed = parseUsageKey(key);
-      if (parsed !== null && parsed.owner.name === owner.name) found.push(key);
+  for (const pattern of layout.usageKeyPatterns(owner.type, owner.name)) {
+    for await (const batch of scanBatches(client, pattern)) {
+      for (const key of batch.keys) {
+        const parsed = layout.parseUsageKey(key);
+        if (parsed !== null && parsed.owner.type === owner.type && parsed.owner.name === owner.name) found.push(key);
+      }
     }
   }
-  const ledgerPrefix = creditLedgerKey(owner, '', '').slice(0, -2);
-  for await (const batch of scanBatches(client, `${globLiteral(ledgerPrefix)}:*`)) found.push(...batch.keys);
+  for await (const batch of scanBatches(client, ledgerPattern(layout, owner))) found.push(...batch.keys);
+  return found;
+}
+
+/** Every key matching `pattern` on every primary (for patterns that match few keys). */
+export async function scanKeys(client: RedisClient, pattern: string): Promise<string[]> {
+  const found: string[] = [];
+  for await (const batch of scanBatches(client, pattern)) found.push(...batch.keys);
   return found;
 }

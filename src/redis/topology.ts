@@ -42,6 +42,8 @@ export function openRedis(target: RedisTarget, options: OpenRedisOptions): Redis
     lazyConnect: true,
     connectTimeout: options.timeoutMs,
     maxRetriesPerRequest: 1,
+    // One socket write per turn of the event loop, not one per command (see connect()).
+    enableAutoPipelining: true,
     // Keep reconnecting in the background; each call is still bounded by its own timeout.
     retryStrategy: (attempt) => Math.min(attempt * 100, 2000),
     ...(options.failOpen ? FAIL_OPEN_CLIENT_OPTIONS : {}),
@@ -65,6 +67,7 @@ export function openRedis(target: RedisTarget, options: OpenRedisOptions): Redis
         lazyConnect: true,
         redisOptions: { connectTimeout: options.timeoutMs },
         maxRedirections: 16,
+        enableAutoPipelining: true,
         clusterRetryStrategy: (attempt) => Math.min(attempt * 100, 2000),
         ...(options.failOpen ? { enableOfflineQueue: false } : {}),
       };
@@ -85,7 +88,7 @@ export function openRedis(target: RedisTarget, options: OpenRedisOptions): Redis
  * one decision in its pool's slot; refusing at construction beats failing every call.
  */
 export const CLUSTER_NEEDS_LAYOUT =
-  "a Redis Cluster needs the cluster key layout (keyLayout: 'cluster', docs/cluster.md), which keeps every key of one decision in one hash slot; " +
+  "a Redis Cluster needs the cluster key layout (docs/cluster.md; option keyLayout: 'cluster'), which keeps every key of one decision in one hash slot; " +
   'the CARTO layout spreads a user and its org over several slots, so every decision would fail with CROSSSLOT. ' +
   'Copy a CARTO keyspace into it with `tollgate migrate --to cluster`';
 

@@ -1,6 +1,7 @@
 // Finds usage scores Tollgate could not have written and removes them, each only if unchanged since it was found.
 import { ERROR_CODES, InvalidConfigError, InvalidInputError } from '../core/errors.js';
-import { globLiteral, usageKeyPattern, type Owner } from '../core/keys.js';
+import type { Owner } from '../core/keys.js';
+import { CARTO_LAYOUT, type KeyLayout } from '../core/layout.js';
 import { badCountProblem } from '../core/counts.js';
 import { toTollgateError, type RedisClient } from './connection.js';
 import { pipelineValues, scanBatches } from './scan.js';
@@ -16,28 +17,36 @@ export interface GarbledScore {
   readonly problem: string;
 }
 
-/** Every garbled score among an owner's usage keys (SCAN, never KEYS; one batch in memory). */
-export async function findGarbledScores(client: RedisClient, owner: Owner): Promise<GarbledScore[]> {
+/** Every garbled score among an owner's usage keys, in every home (SCAN, never KEYS; one batch in memory). */
+export async function findGarbledScores(client: RedisClient, owner: Owner, layout: KeyLayout = CARTO_LAYOUT): Promise<GarbledScore[]> {
   const found: GarbledScore[] = [];
-  for await (const batch of scanBatches(client, usageKeyPattern(owner.type, globLiteral(owner.name)))) {
-    const pipeline = batch.node.pipeline();
-    for (const key of batch.keys) pipeline.zrange(key, 0, '-1', 'WITHSCORES');
-    let replies: unknown[];
-    try {
-      replies = pipelineValues(await pipeline.exec());
-    } catch (error) {
-      const typed = toTollgateError(error);
-      if (typed.code === ERROR_CODES.invalidConfig) continue; // a key of another type under the pattern: not a usage set
-      throw typed;
-    }
-    replies.forEach((reply, index) => {
-      const flat = reply as string[];
-      const key = batch.keys[index] as string;
-      for (let i = 0; i < flat.length; i += 2) {
-        const problem = badCountProblem(flat[i + 1] as string);
-        if (problem !== null) found.push({ key, member: flat[i] as string, score: flat[i + 1] as string, problem });
+  for (const pattern of layout.usageKeyPatterns(owner.type, owner.name)) {
+    for await (const scanned of scanBatches(client, pattern)) {
+      const keys = scanned.keys.filter((key) => {
+        const parsed = layout.parseUsageKey(key);
+        return parsed !== null && parsed.owner.type === owner.type && parsed.owner.name === owner.name;
+      });
+      if (keys.length === 0) continue;
+      const batch = { node: scanned.node, keys };
+      const pipeline = batch.node.pipeline();
+      for (const key of batch.keys) pipeline.zrange(key, 0, '-1', 'WITHSCORES');
+      let replies: unknown[];
+      try {
+        replies = pipelineValues(await pipeline.exec());
+      } catch (error) {
+        const typed = toTollgateError(error);
+        if (typed.code === ERROR_CODES.invalidConfig) continue; // a key of another type under the pattern: not a usage set
+        throw typed;
       }
-    });
+      replies.forEach((reply, index) => {
+        const flat = reply as string[];
+        const key = batch.keys[index] as string;
+        for (let i = 0; i < flat.length; i += 2) {
+          const problem = badCountProblem(flat[i + 1] as string);
+          if (problem !== null) found.push({ key, member: flat[i] as string, score: flat[i + 1] as string, problem });
+        }
+      });
+    }
   }
   return found;
 }

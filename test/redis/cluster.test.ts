@@ -39,7 +39,7 @@ function constructionError(options: ConstructorParameters<typeof Tollgate>[0]): 
 function expectLayoutRefusal(error: unknown): void {
   expect(error).toBeInstanceOf(InvalidInputError);
   expect(error).toMatchObject({ code: ERROR_CODES.invalidOptions });
-  expect((error as Error).message).toContain('needs the cluster key layout (docs/cluster.md)');
+  expect((error as Error).message).toContain("needs the cluster key layout (docs/cluster.md; option keyLayout: 'cluster')");
 }
 
 describe('a Redis Cluster with the CARTO layout', () => {
@@ -68,6 +68,19 @@ describe('a Redis Cluster with the CARTO layout', () => {
     expect(await allKeys()).toEqual(before);
   });
 
+  it('is accepted with keyLayout: \'cluster\', as a client or as seed URLs; WAIT for replicas is not offered there yet', async () => {
+    const withClient = new Tollgate({ redis: client, keyLayout: 'cluster' });
+    expect(withClient.keyLayout.name).toBe('cluster');
+    await withClient.close();
+    const fromSeeds = new Tollgate({ redis: cluster().urls, keyLayout: 'cluster' });
+    await fromSeeds.close();
+    expect(constructionError({ redis: client, keyLayout: 'cluster', waitForReplicas: 1 })).toMatchObject({
+      code: ERROR_CODES.invalidOptions,
+      message: expect.stringContaining('waitForReplicas: is not supported on a Redis Cluster yet'),
+    });
+    expect(constructionError({ redis: client, keyLayout: 'sharded' as never })).toMatchObject({ code: ERROR_CODES.invalidOptions });
+  });
+
   it('is refused at construction when given as a list of seed URLs', () => {
     expectLayoutRefusal(constructionError({ redis: cluster().urls }));
     // A malformed list is a plain option error, not the layout's.
@@ -93,18 +106,18 @@ describe('a Redis Cluster with the CARTO layout', () => {
     }
   });
 
-  it('the CLI on REDIS_CLUSTER exits 2 with the layout refusal', async () => {
+  it('the CLI on REDIS_CLUSTER with --key-layout carto exits 2 with the layout refusal', async () => {
     const out = sink();
     const err = sink();
-    const code = await runCli(['user', 'show', 'alice'], { stdout: out.stream, stderr: err.stream, env: env() });
+    const code = await runCli(['--key-layout', 'carto', 'user', 'show', 'alice'], { stdout: out.stream, stderr: err.stream, env: env() });
     expect(code).toBe(2);
     expect(err.text()).toContain('needs the cluster key layout');
     expect(err.text()).toContain(ERROR_CODES.invalidOptions);
   });
 
-  it('the demo on REDIS_CLUSTER refuses to start with the same reason', async () => {
+  it('the demo on REDIS_CLUSTER with the CARTO layout refuses to start with the same reason', async () => {
     const messages: string[] = [];
-    const error = await startDemo({ port: 0, host: '127.0.0.1', redisTarget: redisTargetFromEnv(env()), log: (m) => messages.push(m) }).catch(
+    const error = await startDemo({ port: 0, host: '127.0.0.1', redisTarget: redisTargetFromEnv(env()), keyLayout: 'carto', log: (m) => messages.push(m) }).catch(
       (caught: unknown) => caught,
     );
     expectLayoutRefusal(error);

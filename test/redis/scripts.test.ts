@@ -4,6 +4,7 @@ import { chargeCheck, pendingValue, planDecision } from '../../src/core/accounti
 import { resolveAccount } from '../../src/core/config.js';
 import { readAccount } from '../../src/redis/accounts.js';
 import { ReservationIds } from '../../src/redis/reservations.js';
+import { CARTO_LAYOUT } from '../../src/core/layout.js';
 import { compileDecidePlan, defineScripts, runDecide, type CompiledPlan, type DecideCall } from '../../src/redis/scripts.js';
 import { snapshot, useNames, writeUser } from '../helpers/fixtures.js';
 import { useTestRedis } from '../helpers/redis.js';
@@ -19,7 +20,7 @@ async function admissionFor(user: string, deadlineMs: number | null): Promise<{ 
   const account = resolveAccount(source, 'geocoding');
   const plan = planDecision(account, serverNowMs);
   const compiled = compileDecidePlan(account, plan, null);
-  const slot = new ReservationIds(60_000).next(serverNowMs);
+  const slot = new ReservationIds(60_000, CARTO_LAYOUT).next(serverNowMs, user, account.org);
   const call: DecideCall = {
     mode: 'consume',
     cost: 2,

@@ -158,6 +158,7 @@ describe('resolveAccount', () => {
         key: 'rails:users:bob',
         fields: [
           ['organization', 'acme'],
+          ['moving_to', null],
           ['geocoding_quota', '5'],
           ['soft_geocoding_limit', null],
           ['geocoder_provider', null],

@@ -1,11 +1,11 @@
 // What the usage dashboard shows for a user or an org: per-service bars, daily use over the cycle, projections, members, credits.
 import { poolOwner } from '../../core/accounting.js';
-import { userConfigKey, orgConfigKey, globLiteral } from '../../core/keys.js';
 import { assertName } from '../../core/names.js';
 import { projectExhaustion, type Projection } from '../../core/projection.js';
 import { QUOTA_KINDS, quotaKindSpec, type QuotaKind } from '../../core/quota-kinds.js';
 import { serverTimeMs } from '../../redis/accounts.js';
 import { readDailyUsage, type DailyUsage } from '../../redis/daily-usage.js';
+import { configKeySearchPattern, nameOfConfigKey } from '../../redis/homes.js';
 import { scanBatches } from '../../redis/scan.js';
 import type { Tollgate } from '../../tollgate.js';
 import type { AdminOperations, OrgCredits, UserCredits } from '../operations.js';
@@ -65,10 +65,13 @@ export async function search(tollgate: Tollgate, query: string): Promise<SearchH
   if (query !== '') assertName('user', query);
   const hits: SearchHit[] = [];
   for (const type of ['user', 'org'] as const) {
-    const prefix = type === 'user' ? userConfigKey('') : orgConfigKey('');
+    const layout = tollgate.keyLayout;
     const found: string[] = [];
-    for await (const batch of scanBatches(tollgate.redis, `${prefix}*${globLiteral(query)}*`)) {
-      for (const key of batch.keys) if (found.length < SEARCH_LIMIT) found.push(key.slice(prefix.length));
+    for await (const batch of scanBatches(tollgate.redis, configKeySearchPattern(layout, type, query))) {
+      for (const key of batch.keys) {
+        const name = nameOfConfigKey(layout, type, key);
+        if (name !== null && found.length < SEARCH_LIMIT) found.push(name);
+      }
       if (found.length >= SEARCH_LIMIT) break;
     }
     found.sort();
@@ -84,7 +87,8 @@ async function panel(
   pool: { type: 'user' | 'org'; name: string },
   nowMs: number,
 ): Promise<ServicePanel> {
-  const daily = await readDailyUsage(tollgate.redis, pool, figures.serviceType, quotaKindSpec(kind).countedMetrics, figures.cycleStart.getTime(), nowMs);
+  const home = pool.type === 'org' ? pool.name : null;
+  const daily = await readDailyUsage(tollgate.redis, tollgate.keyLayout, pool, home, figures.serviceType, quotaKindSpec(kind).countedMetrics, figures.cycleStart.getTime(), nowMs);
   return {
     kind,
     serviceType: figures.serviceType,
