@@ -1,5 +1,5 @@
 // `tollgate migrate`, pure part: which source keys are Tollgate's, what each becomes in the other key layout, and when two values are equal.
-import { parseOrganization, ORGANIZATION_FIELD } from './config.js';
+import { MOVING_FIELD, parseOrganization, ORGANIZATION_FIELD } from './config.js';
 import { ConflictError, ERROR_CODES } from './errors.js';
 import type { Owner } from './keys.js';
 import { CARTO_LAYOUT, CLUSTER_LAYOUT, type KeyLayout, type KeyLayoutName } from './layout.js';
@@ -342,6 +342,12 @@ function planToCarto(records: Iterable<SourceRecord>): MigrationPlan {
     }
     let fields = directory.fields;
     const member = org === null ? undefined : members.get(memberId(org, user));
+    if (directory.fields[MOVING_FIELD] !== undefined || member?.fields[MOVING_FIELD] !== undefined) {
+      // Half-way through a move between pools: which hash holds the truth is the move's to finish.
+      unmapped.push({ key: directory.key, reason: `the user is moving (${MOVING_FIELD} set): finish the move with tollgate user set-org / leave-org, then run again` });
+      if (org !== null) members.delete(memberId(org, user));
+      continue;
+    }
     if (org !== null && member !== undefined) {
       members.delete(memberId(org, user));
       // The member hash holds the decision fields; the directory's `organization` says which org is current.

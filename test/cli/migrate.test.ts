@@ -4,6 +4,8 @@ import { Redis, type Cluster } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runCli } from '../../src/cli/program.js';
 import { runMigration } from '../../src/admin/migration.js';
+import { sha256Hex } from '../../src/core/api-keys.js';
+import { AuthenticationError, Tollgate } from '../../src/index.js';
 import { ERROR_CODES } from '../../src/core/errors.js';
 import { CLUSTER_LAYOUT } from '../../src/core/layout.js';
 import { SourceChangedError } from '../../src/core/migration.js';
@@ -418,6 +420,51 @@ describe('tollgate migrate, small keyspaces (databases 1-3 of a private Redis)',
       await Promise.all([from.flushdb(), to.flushdb()]);
       from.disconnect();
       to.disconnect();
+    }
+  });
+
+  it('a Tollgate with keyLayout cluster decides on the migrated data as the CARTO one did: quota used, request ids replayed, API keys', async () => {
+    const small = `${back.url}/5`;
+    const from = new Redis(small);
+    const apiKey = 'tg_migrated_key';
+    const now = new Date();
+    const month = `${now.getUTCFullYear()}${String(now.getUTCMonth() + 1).padStart(2, '0')}`;
+    try {
+      await from.hset('rails:users:tl', { geocoding_quota: '5', api_key_sha256: sha256Hex(apiKey) });
+      await from.hset('rails:orgs:to', { geocoding_quota: '5' });
+      await from.hset('rails:users:tm', { organization: 'to', api_key_sha256: sha256Hex(apiKey) });
+      const carto = new Tollgate({ redis: small, timeoutMs: 5000 });
+      for (let i = 0; i < 4; i += 1) {
+        for (const user of ['tl', 'tm']) expect((await carto.consume({ user, kind: 'geocoding', apiKey, requestId: `a${i}` })).allowed).toBe(true);
+      }
+      await carto.close();
+      const run = await tollgate({ REDIS_URL: small }, '--json', 'migrate', '--to', 'cluster', '--target-cluster', masters());
+      expect(run.code, run.err).toBe(0);
+
+      const engine = new Tollgate({ redis: clusterClient, keyLayout: 'cluster', timeoutMs: 5000 });
+      try {
+        for (const user of ['tl', 'tm']) {
+          // A retry of a request admitted before the migration is answered from its migrated request id.
+          const replay = await engine.consume({ user, kind: 'geocoding', apiKey, requestId: 'a2' });
+          expect([replay.allowed, replay.replayed], user).toEqual([true, true]);
+          // The quota of 5 held 4 migrated admissions: one more fits, then no more.
+          expect((await engine.consume({ user, kind: 'geocoding', apiKey, requestId: 'b0' })).allowed, user).toBe(true);
+          const denied = await engine.consume({ user, kind: 'geocoding', apiKey, requestId: 'b1' });
+          expect([denied.allowed, denied.used], user).toEqual([false, 5]);
+          await expect(engine.consume({ user, kind: 'geocoding', apiKey: 'wrong' })).rejects.toBeInstanceOf(AuthenticationError);
+        }
+        const layout = CLUSTER_LAYOUT;
+        const own = (user: string, home: string | null): Promise<string[]> =>
+          clusterClient.zrange(layout.usageKey({ type: 'user', name: user }, home, 'geocoder_here', 'success_responses', month), 0, '-1', 'WITHSCORES');
+        expect((await own('tl', null))[1]).toBe('5');
+        expect((await own('tm', 'to'))[1]).toBe('5');
+        expect((await clusterClient.zrange(layout.usageKey({ type: 'org', name: 'to' }, 'to', 'geocoder_here', 'success_responses', month), 0, '-1', 'WITHSCORES'))[1]).toBe('5');
+      } finally {
+        await engine.close();
+      }
+    } finally {
+      await from.flushdb();
+      from.disconnect();
     }
   });
 
