@@ -140,7 +140,7 @@ async function sizes(): Promise<number[]> {
   return Promise.all(nodes.map((node) => node.dbsize()));
 }
 
-/** The read that gives a key's content, by the type its name says it has (TYPE, read with it, tells if not). */
+/** The read that gives a key's content, by the type its name says it has. */
 function typeByName(key: string): 'hash' | 'zset' | 'list' | 'string' {
   if (key.startsWith('rails:') || key.startsWith('tollgate:rsv:')) return 'hash';
   if (key.startsWith('tollgate:adjustments:')) return 'list';
@@ -148,7 +148,7 @@ function typeByName(key: string): 'hash' | 'zset' | 'list' | 'string' {
   return 'string';
 }
 
-/** Every key of a single Redis: its type and content (TTL apart), for a whole-keyspace comparison. */
+/** Every key of a single Redis: its type and content (TTL apart), for a whole-keyspace comparison; a key of another type than its name says reads as WRONGTYPE. */
 async function dump(client: Redis): Promise<Map<string, string>> {
   const keys = new Set<string>();
   let cursor = '0';
@@ -162,8 +162,8 @@ async function dump(client: Redis): Promise<Map<string, string>> {
   for (let i = 0; i < all.length; i += 5000) {
     const chunk = all.slice(i, i + 5000);
     const reads = client.pipeline();
+    // The read its name calls for: a key of another type answers WRONGTYPE, which differs from any content.
     for (const key of chunk) {
-      reads.type(key);
       const type = typeByName(key);
       if (type === 'hash') reads.hgetall(key);
       else if (type === 'zset') reads.zrange(key, 0, '-1', 'WITHSCORES');
@@ -172,9 +172,10 @@ async function dump(client: Redis): Promise<Map<string, string>> {
     }
     const replies = (await reads.exec())!;
     chunk.forEach((key, index) => {
-      const [[, type], [error, value]] = [replies[2 * index]!, replies[2 * index + 1]!];
+      const [error, value] = replies[index]!;
+      const type = typeByName(key);
       const content = error !== null ? error.message : type === 'hash' ? Object.entries(value as Record<string, string>).sort() : value;
-      out.set(key, `${String(type)} ${JSON.stringify(content)}`);
+      out.set(key, `${type} ${JSON.stringify(content)}`);
     });
   }
   return out;
