@@ -24,6 +24,7 @@ import {
   type ReportRow,
   type ReportTarget,
 } from '../admin/reports.js';
+import { registerMigrateCommand } from './migrate-command.js';
 import { formatApiKeys, formatOrg, formatOrgCredits, formatUsage, formatUser, formatUserCredits } from './format.js';
 
 /** Where the command reads its environment and writes its output. */
@@ -414,6 +415,7 @@ function createProgram(io: CliIo, session: Session): Command {
       }
     });
 
+  registerMigrateCommand(program, io);
   return program;
 }
 

@@ -32,6 +32,8 @@ export const ERROR_CODES = {
   counterLimit: 'ERR_TOLLGATE_COUNTER_LIMIT',
   unauthorized: 'ERR_TOLLGATE_UNAUTHORIZED',
   journalFull: 'ERR_TOLLGATE_JOURNAL_FULL',
+  migrationConflict: 'ERR_TOLLGATE_MIGRATION_CONFLICT',
+  sourceChanged: 'ERR_TOLLGATE_SOURCE_CHANGED',
 } as const;
 
 /** A stable `ERR_TOLLGATE_*` code. */
