@@ -1,4 +1,5 @@
 // The Tollgate client: check, consume and settle quota against Redis, and read quotas and usage back.
+import calculateSlot from 'cluster-key-slot';
 import { z } from 'zod';
 import {
   admissibleUnits,
@@ -39,7 +40,7 @@ import { reservationParts, type Owner } from './core/keys.js';
 import { assertName } from './core/names.js';
 import { METRICS, quotaKindSpec, type Metric, type QuotaKind } from './core/quota-kinds.js';
 import { AccountCache, readOrg, serverTimeMs, type CachedAccount } from './redis/accounts.js';
-import { CallDeadlines, type RedisClient } from './redis/connection.js';
+import { CallDeadlines, isCluster, type RedisClient } from './redis/connection.js';
 import { NOOP_OBSERVER, type RedisOperation, type TollgateLogger, type TollgateObserver } from './core/observer.js';
 import { observeDecision, observeFailure, observeSettle } from './core/observer.js';
 import { defaultLogger } from './observability/logging.js';
@@ -91,10 +92,6 @@ const optionsSchema = z.strictObject({
   }
   if (isClusterOption(options.redis)) {
     if (options.keyLayout !== 'cluster') context.addIssue({ code: 'custom', message: CLUSTER_NEEDS_LAYOUT, path: ['keyLayout'] });
-    // WAIT must reach the master that ran the admission; on a cluster that needs the decide call pipelined with it.
-    if (options.waitForReplicas > 0) {
-      context.addIssue({ code: 'custom', message: 'is not supported on a Redis Cluster yet (docs/cluster.md); use 0', path: ['waitForReplicas'] });
-    }
   }
 });
 
@@ -606,11 +603,26 @@ export class Tollgate {
     if (unanswered !== undefined) unanswered.reservation = reservation;
     // WAIT ends a little before the caller's deadline, so its answer (not the timer) says why.
     const budgetMs = Math.floor(this.#options.timeoutMs - (performance.now() - startedMs)) - DEADLINE_MARGIN_MS;
-    const acked = budgetMs >= 1 ? await this.#client.wait(replicas, budgetMs) : 0;
+    const acked = budgetMs >= 1 ? await this.#waitOn(reservation, replicas, budgetMs) : 0;
     if (acked < replicas) {
       throw new RedisUnavailableError(`the admission was not acknowledged by ${replicas} replica(s) within ${this.#options.timeoutMs} ms; it is refunded (or, with a request id, collected by a retry)`);
     }
     if (unanswered !== undefined) unanswered.reservation = null;
+  }
+
+  /**
+   * Sends WAIT where it covers the admission: WAIT counts the writes of the connection it is
+   * sent on, so on a cluster it goes to the connection of the master serving the pool's slot
+   * (the one that ran decide.lua), found in the client's slot map.
+   */
+  #waitOn(reservation: Reservation, replicas: number, timeoutMs: number): Promise<number> {
+    const client = this.#client;
+    if (!isCluster(client)) return client.wait(replicas, timeoutMs);
+    const bucketKey = this.#layout.reservationBucketKey(reservation.user, reservation.org, reservationParts(reservation.id).bucket);
+    const master = client.slots[calculateSlot(bucketKey)]?.[0];
+    const node = client.nodes('master').find((candidate) => `${candidate.options.host}:${candidate.options.port}` === master);
+    if (node === undefined) throw new RedisUnavailableError('no master serves the admission\'s slot right now; it is refunded (or, with a request id, collected by a retry)');
+    return node.wait(replicas, timeoutMs);
   }
 
   #bounded<T>(call: () => Promise<T>, operation: RedisOperation): Promise<T> {

@@ -6,6 +6,8 @@ import { CLUSTER_LAYOUT } from '../../src/core/layout.js';
 import { sha256 } from '../../src/core/api-keys.js';
 import { writeJournalBatch } from '../../src/redis/journal-writeback.js';
 import { useRedisCluster } from '../helpers/redis-cluster.js';
+import { clusterOperations } from '../helpers/cluster-operations.js';
+import { RedisUnavailableError } from '../../src/index.js';
 import { uniqueName } from '../helpers/fixtures.js';
 
 const cluster = useRedisCluster();
@@ -228,6 +230,34 @@ describe('the cluster layout on a Redis Cluster', () => {
     expect(await writeJournalBatch(client, writes)).toEqual(writes.map(() => 'already_written'));
     for (const [i, write] of writes.entries()) {
       expect(await client.zscore(write.increments[0]!.key, '07')).toBe(String(i + 1));
+    }
+  });
+
+  it('with waitForReplicas: 1, answers once the pool master\'s replica has the admission, and refunds it when the replica stays silent', async () => {
+    const user = uniqueName('u');
+    await lone(user, { geocoding_quota: '100' });
+    const waiting = new Tollgate({ redis: client, keyLayout: 'cluster', waitForReplicas: 1, timeoutMs: 800 });
+    const operations = clusterOperations(cluster());
+    const key = layout.usageKey({ type: 'user', name: user }, null, 'geocoder_here', 'success_responses', month());
+    try {
+      expect((await waiting.consume({ user, kind: 'geocoding', cost: 2 })).allowed).toBe(true);
+      expect(await total(key)).toBe(2);
+      // WAIT went to the master that ran the script: its replica acknowledged. Now silence that replica.
+      const master = await operations.masterOf(await operations.slotOf(key));
+      const [replica] = await operations.replicasOf(master);
+      expect(replica).toBeDefined();
+      process.kill(replica!.pid, 'SIGSTOP');
+      try {
+        await expect(waiting.consume({ user, kind: 'geocoding', cost: 3 })).rejects.toBeInstanceOf(RedisUnavailableError);
+      } finally {
+        process.kill(replica!.pid, 'SIGCONT');
+      }
+      // The unacknowledged admission is refunded once its deadline has passed.
+      const deadline = Date.now() + 5000;
+      while ((await total(key)) !== 2 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 50));
+      expect(await total(key)).toBe(2);
+    } finally {
+      await waiting.close();
     }
   });
 });

@@ -70,16 +70,12 @@ describe('a Redis Cluster with the CARTO layout', () => {
     expect(await allKeys()).toEqual(before);
   });
 
-  it('is accepted with keyLayout: \'cluster\', as a client or as seed URLs; WAIT for replicas is not offered there yet', async () => {
-    const withClient = new Tollgate({ redis: client, keyLayout: 'cluster' });
+  it('is accepted with keyLayout: \'cluster\', as a client or as seed URLs, waitForReplicas included', async () => {
+    const withClient = new Tollgate({ redis: client, keyLayout: 'cluster', waitForReplicas: 1 });
     expect(withClient.keyLayout.name).toBe('cluster');
     await withClient.close();
     const fromSeeds = new Tollgate({ redis: cluster().urls, keyLayout: 'cluster' });
     await fromSeeds.close();
-    expect(constructionError({ redis: client, keyLayout: 'cluster', waitForReplicas: 1 })).toMatchObject({
-      code: ERROR_CODES.invalidOptions,
-      message: expect.stringContaining('waitForReplicas: is not supported on a Redis Cluster yet'),
-    });
     expect(constructionError({ redis: client, keyLayout: 'sharded' as never })).toMatchObject({ code: ERROR_CODES.invalidOptions });
   });
 
