@@ -1,6 +1,6 @@
 // Benchmark: Redis memory a stream of admitted requests leaves beside the usage sorted sets, during and after the settle window.
 import { Redis } from 'ioredis';
-import { Tollgate } from '../src/index.js';
+import { Tollgate, keyLayout, type KeyLayoutName } from '../src/index.js';
 import { startPrivateRedis } from '../demo/src/private-server.js';
 import { SLOT_MS } from '../src/redis/reservations.js';
 
@@ -8,6 +8,8 @@ const REQUESTS = Number(process.env.BENCH_REQUESTS ?? 100_000);
 const USERS = Number(process.env.BENCH_USERS ?? 1000);
 const WINDOW_MS = Number(process.env.BENCH_WINDOW_MS ?? 5000);
 const IN_FLIGHT = 128;
+/** `carto` (default) or `cluster`: the key layout, on the same single private Redis. */
+const LAYOUT = keyLayout((process.env.BENCH_KEY_LAYOUT ?? 'carto') as KeyLayoutName);
 
 async function usedMemory(client: Redis): Promise<number> {
   const info = await client.info('memory');
@@ -35,10 +37,10 @@ async function main(): Promise<void> {
   const admin = new Redis(server.url);
   try {
     const setup = admin.pipeline();
-    for (let u = 0; u < USERS; u += 1) setup.hset(`rails:users:mem${u}`, { geocoding_quota: '1000000000', map_key: `key${u}` });
+    for (let u = 0; u < USERS; u += 1) setup.hset(LAYOUT.directoryKey(`mem${u}`), { geocoding_quota: '1000000000', map_key: `key${u}` });
     await setup.exec();
     const before = await usedMemory(admin);
-    const tollgate = new Tollgate({ redis: server.url, reservationTtlMs: WINDOW_MS, timeoutMs: 10_000 });
+    const tollgate = new Tollgate({ redis: server.url, keyLayout: LAYOUT.name, reservationTtlMs: WINDOW_MS, timeoutMs: Math.min(10_000, WINDOW_MS) });
     let next = 0;
     const started = performance.now();
     // What the guard sends for a successful request: one authenticated consume, no settle.
@@ -56,7 +58,7 @@ async function main(): Promise<void> {
     const usage = await keyBytes(admin, 'user:*');
     const reservations = await keyBytes(admin, 'tollgate:rsv:*');
     const perRequest = reservations.bytes / REQUESTS;
-    console.log(`${REQUESTS} admitted requests over ${USERS} users in ${seconds.toFixed(1)} s, settle window ${WINDOW_MS} ms, one private redis-server`);
+    console.log(`${REQUESTS} admitted requests over ${USERS} users in ${seconds.toFixed(1)} s, settle window ${WINDOW_MS} ms, ${LAYOUT.name} key layout, one private redis-server`);
     console.log(`during the window: used_memory +${((during - before) / 1e6).toFixed(2)} MB; usage sorted sets ${usage.keys} keys, ${(usage.bytes / 1e6).toFixed(2)} MB;`);
     console.log(`  reservations ${reservations.keys} bucket hashes, ${(reservations.bytes / 1e6).toFixed(2)} MB = ${perRequest.toFixed(1)} bytes per request`);
     // Buckets expire at the end of their one-minute slot plus the window.
