@@ -41,6 +41,7 @@ import { assertName } from './core/names.js';
 import { METRICS, quotaKindSpec, type Metric, type QuotaKind } from './core/quota-kinds.js';
 import { AccountCache, readOrg, serverTimeMs, type CachedAccount } from './redis/accounts.js';
 import { CallDeadlines, isCluster, type RedisClient } from './redis/connection.js';
+import { readSortedSets } from './redis/sorted-sets.js';
 import { NOOP_OBSERVER, type RedisOperation, type TollgateLogger, type TollgateObserver } from './core/observer.js';
 import { observeDecision, observeFailure, observeSettle } from './core/observer.js';
 import { defaultLogger } from './observability/logging.js';
@@ -518,14 +519,12 @@ export class Tollgate {
       const reads = METRICS.flatMap((metric) =>
         cycle.spans.map((span) => ({ metric, span, key: this.#layout.usageKey(target, home, serviceType, metric, span.yyyymm) })),
       );
-      const pipeline = this.#client.pipeline();
-      for (const read of reads) pipeline.zrange(read.key, 0, '-1', 'WITHSCORES');
-      const results = (await pipeline.exec()) ?? [];
       const metrics = Object.fromEntries(METRICS.map((metric) => [metric, 0])) as Record<Metric, number>;
+      const results = await readSortedSets(this.#client, reads.map((read) => read.key));
       reads.forEach((read, index) => {
-        const [error, entries] = results[index] ?? [null, []];
-        if (error) throw error;
-        const flat = entries as string[];
+        const flat = results[index];
+        if (flat instanceof Error) throw new InvalidConfigError(read.key, '', 'holds the wrong Redis type');
+        if (flat === undefined) return;
         for (let i = 0; i < flat.length; i += 2) {
           const day = Number(flat[i]);
           if (day >= read.span.fromDay && day <= read.span.toDay) metrics[read.metric] += Number(flat[i + 1]);

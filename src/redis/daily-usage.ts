@@ -3,7 +3,8 @@ import { dayMember, dayStartMs, utcDay, yyyymm } from '../core/cycle.js';
 import type { Owner } from '../core/keys.js';
 import type { KeyLayout } from '../core/layout.js';
 import type { Metric } from '../core/quota-kinds.js';
-import { toTollgateError, type RedisClient } from './connection.js';
+import type { RedisClient } from './connection.js';
+import { readSortedSets } from './sorted-sets.js';
 
 const DAY_MS = 86_400_000;
 
@@ -16,7 +17,7 @@ export interface DailyUsage {
 
 /**
  * The sum of `metrics` for each UTC day from `fromMs` to `toMs` (inclusive days), one
- * ZRANGE per (metric, month) in a single pipeline (one slot: the keys of one home). Keys of
+ * ZRANGE per (metric, month) in one round trip (see readSortedSets). Keys of
  * another type read as 0. `home` is the org whose slot holds a user's counters (cluster layout).
  */
 export async function readDailyUsage(
@@ -36,18 +37,11 @@ export async function readDailyUsage(
   }
   const months = [...new Set(days.map((day) => day.month))];
   const reads = months.flatMap((month) => metrics.map((metric) => ({ month, key: layout.usageKey(owner, home, serviceType, metric, month) })));
-  const pipeline = client.pipeline();
-  for (const read of reads) pipeline.zrange(read.key, 0, '-1', 'WITHSCORES');
-  let results: Array<[Error | null, unknown]> | null;
-  try {
-    results = await pipeline.exec();
-  } catch (error) {
-    throw toTollgateError(error);
-  }
+  const results = await readSortedSets(client, reads.map((read) => read.key));
   const totals = new Map<string, number>();
   reads.forEach((read, index) => {
-    const [error, value] = results?.[index] ?? [null, []];
-    if (error !== null || !Array.isArray(value)) return;
+    const value = results[index];
+    if (value === undefined || value instanceof Error) return;
     for (let i = 0; i + 1 < value.length; i += 2) {
       const slot = `${read.month}:${String(value[i])}`;
       totals.set(slot, (totals.get(slot) ?? 0) + Number(value[i + 1]));

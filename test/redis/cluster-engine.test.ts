@@ -260,4 +260,31 @@ describe('the cluster layout on a Redis Cluster', () => {
       await waiting.close();
     }
   });
+
+  it('reads usage exactly while the pool\'s slot is split between two masters (each counter follows its own redirection)', async () => {
+    const user = uniqueName('u');
+    await lone(user, { geocoding_quota: '1000' });
+    // Several usage keys in the pool's slot, so a slot move migrating one key at a time leaves them split.
+    await tollgate.consume({ user, kind: 'geocoding', cost: 7 });
+    const admission = await tollgate.consume({ user, kind: 'geocoding', cost: 5 });
+    await tollgate.settle((admission as Admission & { allowed: true }).reservation, { success: 2, empty: 3 });
+    const expected = await tollgate.usage({ user, kind: 'geocoding' });
+    expect(expected.used).toBe(12);
+    const operations = clusterOperations(cluster());
+    const slot = await operations.slotOf(layout.directoryKey(user));
+    const from = await operations.masterOf(slot);
+    const to = (await operations.masters()).find((master) => master.port !== from.port)!;
+    let reads = 0;
+    let moving = true;
+    const move = operations.moveSlot(slot, to, { keysPerMigrate: 1, pauseMs: 150, holdMs: 150 }).finally(() => {
+      moving = false;
+    });
+    while (moving) {
+      const seen = await tollgate.usage({ user, kind: 'geocoding' });
+      expect(seen.metrics).toEqual(expected.metrics);
+      reads += 1;
+    }
+    expect((await move).keys).toBeGreaterThan(2);
+    expect(reads).toBeGreaterThan(3);
+  });
 });
