@@ -7,6 +7,7 @@ import { CLUSTER_LAYOUT } from '../../src/core/layout.js';
 import { useRedisCluster } from '../helpers/redis-cluster.js';
 import { uniqueName } from '../helpers/fixtures.js';
 import { sink } from '../helpers/streams.js';
+import { consumeLoad } from '../helpers/load.js';
 
 const cluster = useRedisCluster();
 const layout = CLUSTER_LAYOUT;
@@ -132,25 +133,13 @@ describe('tollgate on a Redis Cluster (cluster key layout)', () => {
       await json('org', 'set-quota', org, 'geocoding', String(quota));
     }
     await json('user', 'set-org', user, a);
-    let admitted = 0;
-    let stop = false;
-    const worker = async (): Promise<void> => {
-      while (!stop) {
-        try {
-          if ((await tollgate.consume({ user, kind: 'geocoding', cost: 1 })).allowed) admitted += 1;
-        } catch {
-          // waited past maxAttempts for the move: nothing charged
-        }
-      }
-    };
-    const workers = Array.from({ length: 8 }, () => worker());
+    const load = consumeLoad(tollgate, user);
     await new Promise((resolve) => setTimeout(resolve, 50));
     await json('user', 'set-org', user, b);
     await new Promise((resolve) => setTimeout(resolve, 100));
     await json('user', 'set-org', user, a);
     await new Promise((resolve) => setTimeout(resolve, 100));
-    stop = true;
-    await Promise.all(workers);
+    const admitted = await load.stop();
     const [poolA, poolB] = [await total(pool(a)), await total(pool(b))];
     expect(poolB).toBeLessThanOrEqual(10);
     expect(poolA).toBeLessThanOrEqual(1000);

@@ -6,6 +6,7 @@ import { CLUSTER_LAYOUT } from '../../src/core/layout.js';
 import { moveHome, type HomeFields } from '../../src/redis/home-move.js';
 import { useTestRedis } from '../helpers/redis.js';
 import { useNames } from '../helpers/fixtures.js';
+import { consumeLoad } from '../helpers/load.js';
 
 const redis = useTestRedis();
 const name = useNames(() => redis.client());
@@ -217,25 +218,13 @@ describe('moving a user between pools (cluster layout, one Redis)', () => {
       await ops.setQuota({ org }, 'geocoding', quota);
     }
     await ops.setOrganization(user, a);
-    let admitted = 0;
-    let stop = false;
-    const worker = async (): Promise<void> => {
-      while (!stop) {
-        try {
-          if ((await tollgate.consume({ user, kind: 'geocoding', cost: 1 })).allowed) admitted += 1;
-        } catch {
-          // a decision that waited past maxAttempts for the move: nothing was charged
-        }
-      }
-    };
-    const workers = Array.from({ length: 8 }, () => worker());
+    const load = consumeLoad(tollgate, user);
     await new Promise((resolve) => setTimeout(resolve, 30));
     await ops.setOrganization(user, b);
     await new Promise((resolve) => setTimeout(resolve, 80));
     await ops.setOrganization(user, a);
     await new Promise((resolve) => setTimeout(resolve, 200));
-    stop = true;
-    await Promise.all(workers);
+    const admitted = await load.stop();
     const [poolA, poolB] = [await total(pool(a)), await total(pool(b))];
     expect(poolA).toBeLessThanOrEqual(400);
     expect(poolB).toBeLessThanOrEqual(10);
