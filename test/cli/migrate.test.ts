@@ -210,6 +210,7 @@ describe('tollgate migrate --to cluster, 100,000 users', () => {
     const run = await timed('to cluster', () => toCluster());
     expect([run.code, run.err]).toEqual([0, expect.any(String)]);
     const report = JSON.parse(run.out);
+    timings.push(`(phases ${JSON.stringify(report.phaseMs)})`);
     expect(report.ok).toBe(true);
     for (const [kind, count] of Object.entries(EXPECTED)) expect(report.kinds[kind], kind).toEqual({ write: count, equal: 0, conflict: 0 });
     expect(report.written).toBe(EXPECTED_TOTAL);
