@@ -523,8 +523,7 @@ export class Tollgate {
       const results = await readSortedSets(this.#client, reads.map((read) => read.key));
       reads.forEach((read, index) => {
         const flat = results[index];
-        if (flat instanceof Error) throw new InvalidConfigError(read.key, '', 'holds the wrong Redis type');
-        if (flat === undefined) return;
+        if (flat === undefined || flat instanceof Error) throw new InvalidConfigError(read.key, '', 'holds the wrong Redis type');
         for (let i = 0; i < flat.length; i += 2) {
           const day = Number(flat[i]);
           if (day >= read.span.fromDay && day <= read.span.toDay) metrics[read.metric] += Number(flat[i + 1]);
@@ -617,8 +616,8 @@ export class Tollgate {
   #waitOn(reservation: Reservation, replicas: number, timeoutMs: number): Promise<number> {
     const client = this.#client;
     if (!isCluster(client)) return client.wait(replicas, timeoutMs);
-    const bucketKey = this.#layout.reservationBucketKey(reservation.user, reservation.org, reservationParts(reservation.id).bucket);
-    const master = client.slots[calculateSlot(bucketKey)]?.[0];
+    // Every key of the admission carries the pool's hash tag, so the tag alone names the slot.
+    const master = client.slots[calculateSlot(this.#layout.poolTag(reservation.user, reservation.org))]?.[0];
     const node = client.nodes('master').find((candidate) => `${candidate.options.host}:${candidate.options.port}` === master);
     if (node === undefined) throw new RedisUnavailableError('no master serves the admission\'s slot right now; it is refunded (or, with a request id, collected by a retry)');
     return node.wait(replicas, timeoutMs);
