@@ -10,20 +10,23 @@
   KEYS (counts from the plan):
     KEYS[1]            reservation bucket  tollgate:rsv:<slot>.<tag>.<n>   hash, field = reservation's field,
                                            value "p<cost>:<check>[:<perUnit>]" (pending) or "s" (settled)
-    KEYS[2]            request-id key      tollgate:request:<user>:<rid>   string, when call.rid is set
-    next #plan.cfg     config hashes       rails:users:<user> [, rails:orgs:<org>]
-    next #plan.rd      usage sorted sets   the pool's counted metrics, summed over a day range
-    next #plan.ch      usage sorted sets   incremented at today's member on admission
-    next 2 (plan.cr)   credit ledgers      tollgate:credits:user|org:<name>:<service_type>:<YYYYMM>,
-                                           only with plan.cr (an org member); the balance and spent
+    KEYS[2]            request-id key      tollgate:request:<user>:<rid>   string, when rid is set
+    next #cfg          config hashes       rails:users:<user> [, rails:orgs:<org>]
+    next #rd           usage sorted sets   the pool's counted metrics, summed over a day range
+    next #ch           usage sorted sets   incremented at today's member on admission
+    next 2 (cr)        credit ledgers      tollgate:credits:user|org:<name>:<service_type>:<YYYYMM>,
+                                           only with cr (an org member); the balance and spent
                                            counters are fields of the config hashes above
 
-  ARGV[1] plan (cjson), cached by the caller per account, quota kind and UTC day:
-    cfg   [{ f = {field...}, d = digest, e = true|absent, x = {field...} }]  per config hash: the
-          fields to re-check and the SHA-1 of their values as planned ("<bytes>:<value>" or "!" for a
-          missing field, joined by ";"), e when all were missing (then the hash must still exist),
-          then extra fields read for the credit counters. A digest, not the values: API keys are
-          among the fields, and ARGV shows up in SLOWLOG and MONITOR.
+  ARGV[1] one cjson object: the plan, cached by the caller per account, quota kind and UTC day,
+  followed by this call's own fields.
+    plan:
+    cfg   [{ a, l = {length...}, d, e = true|absent, x }]  per config hash: its fields are ARGV[a]
+          onwards, first the #l fields the plan relied on, then x extra fields read for the credit
+          counters. l holds each planned value's length in bytes (-1: missing), d the SHA-1 of the
+          planned values concatenated, e is set when all were missing (then the hash must still
+          exist). Lengths and a digest, not the values: API keys are among the fields, and ARGV
+          shows up in SLOWLOG and MONITOR. Lengths plus the concatenation name the values exactly.
     rd    [{fromDay, toDay}]     per read key, inclusive
     ch    [{mul, add}]           per charge key: delta = cost * mul + add
     day   "01".."31"             today's member
@@ -31,7 +34,7 @@
     q     quota (units per cycle); soft: true admits whatever the quota says
     cr    { on, alloc (millicredits, -1 no limit), pu (millicredits per unit), bal = {cfgIndex, field},
             spent = {cfgIndex, field} } or absent
-  ARGV[2] call (cjson), per call:
+    call:
     mode  "consume" | "check";  cost  units (0 only in check mode, to measure usage)
     now   injected clock (epoch ms) or absent for the server clock
     dl    server-clock epoch ms after which the caller has given up, or absent
@@ -39,6 +42,7 @@
           once the client has seen an earlier write to this bucket succeed (it set the expiry)
     rid   true when KEYS[2] is a request id;  ridTtl  ms;  sig  the reservation's signature;
     match "<kind>|<cost>|<cycleStart>": what a replay of the request id must ask for
+  ARGV[2...] the config hashes' field names (cfg[i].a says where each hash's begin).
 
   Reply, a flat array; the first element is a STATUS (src/redis/statuses.ts):
     DECIDED            { s, allowed 0/1, used (after the decision), nowMs, creditDenied 0/1,
@@ -47,7 +51,7 @@
     REQUEST_ID_REUSED  { s, 0, 0, nowMs }  the request id was admitted for another kind, cost or cycle
     CONFIG_CHANGED     { s, 0, 0, nowMs }  a config hash is gone or a field differs from the plan
     DAY_CHANGED        { s, 0, 0, nowMs }  the clock left the planned day
-    EXPIRED            { s, 0, 0, nowMs }  past call.dl: the caller was told Redis did not answer
+    EXPIRED            { s, 0, 0, nowMs }  past dl: the caller was told Redis did not answer
     WRONG_TYPE         { s, 0, 0, nowMs, key }
     BAD_COUNTER        { s, 0, 0, nowMs, key, field or day }  a score or credit counter is negative,
                        fractional or too large to be one Tollgate wrote
@@ -55,112 +59,126 @@
   Nothing is written unless the reply is DECIDED with allowed 1.
 
   Exactly once, even when a client re-sends a command whose reply was lost (ioredis does on
-  reconnect): the reservation field is chosen by the caller, so a copy of an admission that
-  already ran finds its own field and answers REPLAYED.
+  reconnect): the reservation field is chosen by the caller, and an admission writes it with
+  HSETNX before anything else, so a copy of an admission that already ran finds its own field and
+  answers REPLAYED. A copy that would be refused (the day, the config or the quota moved since the
+  original charged) looks for its field first and replays too. The admitted path pays no extra
+  read for this.
 ]]
 
 local bucketKey = KEYS[1]
 local requestIdKey = KEYS[2]
-local plan = cjson.decode(ARGV[1])
-local call = cjson.decode(ARGV[2])
+local p = cjson.decode(ARGV[1])
 
-local consume = call.mode == 'consume'
-local cost = call.cost
+local consume = p.mode == 'consume'
+local cost = p.cost
 
 local time = redis.call('TIME')
 local serverNowMs = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
-local nowMs = call.now or serverNowMs
+local nowMs = p.now or serverNowMs
+
+local firstConfig = 2
+local firstRead = firstConfig + #p.cfg
+local firstCharge = firstRead + #p.rd
+local firstCredit = firstCharge + #p.ch
+
+-- Usage: the day members of each counted key that fall inside the cycle, summed. Also answers
+-- today's score of each read key, valid as a count: a charge of the same key needs no ZSCORE.
+-- On a key that cannot be read as counts: nil, then the status, key and member to refuse with.
+local function sumUsage()
+  local used = 0
+  local todayScore = {}
+  for i, range in ipairs(p.rd) do
+    local key = KEYS[firstRead + i]
+    local entries = read('ZRANGE', key, '0', '-1', 'WITHSCORES')
+    if entries == nil then return nil, STATUS.WRONG_TYPE, key end
+    local from, to = range[1], range[2]
+    local today = 0
+    for j = 1, #entries, 2 do
+      local member = entries[j]
+      local memberDay = tonumber(member)
+      if memberDay and memberDay >= from and memberDay <= to then
+        local count = countOf(entries[j + 1])
+        if count == nil then return nil, STATUS.BAD_COUNTER, key, member end
+        used = used + count
+        if member == p.day then today = count end
+      end
+    end
+    todayScore[key] = today
+  end
+  return used, todayScore
+end
+
+-- A copy of an admission that already ran (re-sent after a reconnect) finds its own field: it
+-- replays, whatever changed since, as the charge is in place. Nil for anything else.
+local function replayOf()
+  if not consume then return nil end
+  local mine = read('HGET', bucketKey, p.f)
+  if not mine then return nil end
+  local used, failed, failedKey, failedField = sumUsage()
+  if used == nil then return { failed, 0, 0, nowMs, failedKey, failedField or '' } end
+  return { STATUS.REPLAYED, 1, used, nowMs, '' }
+end
 
 local function refuse(status, key, field)
-  return { status, 0, 0, nowMs, key or '', field or '' }
+  return replayOf() or { status, 0, 0, nowMs, key or '', field or '' }
 end
 
--- A copy of an admission that already ran (re-sent after a reconnect) answers as a replay.
-local replayed = false
-if consume then
-  local mine = read('HGET', bucketKey, call.f)
-  if mine == nil then return refuse(STATUS.WRONG_TYPE, bucketKey) end
-  replayed = mine ~= false
-end
+if p.dl and serverNowMs > p.dl then return refuse(STATUS.EXPIRED) end
+if nowMs < p.ds or nowMs >= p.de then return refuse(STATUS.DAY_CHANGED) end
 
--- A replayed copy already charged: it only reports, whatever changed since.
-local firstConfig = 2
+-- Config: one HMGET per hash; every planned field must hold a value of the planned length, and
+-- the values together the planned digest.
 local extras = {}
-if not replayed then
-  if call.dl and serverNowMs > call.dl then return refuse(STATUS.EXPIRED) end
-  if nowMs < plan.ds or nowMs >= plan.de then return refuse(STATUS.DAY_CHANGED) end
-end
-
--- Config: one HMGET per hash; every fingerprinted field must be as planned.
-for i, part in ipairs(replayed and {} or plan.cfg) do
+for i, part in ipairs(p.cfg) do
   local key = KEYS[firstConfig + i]
-  local fields = part.f
-  if #part.x > 0 then
-    fields = {}
-    for _, field in ipairs(part.f) do fields[#fields + 1] = field end
-    for _, field in ipairs(part.x) do fields[#fields + 1] = field end
-  end
-  local values = read('HMGET', key, unpack(fields))
+  local lengths = part.l
+  local planned = #lengths
+  local values = read('HMGET', key, unpack(ARGV, part.a, part.a + planned + part.x - 1))
   if values == nil then return refuse(STATUS.WRONG_TYPE, key) end
-  local encoded = {}
-  for j = 1, #part.f do
+  for j = 1, planned do
     local value = values[j]
-    encoded[j] = value and (#value .. ':' .. value) or '!'
+    if value then
+      if #value ~= lengths[j] then return refuse(STATUS.CONFIG_CHANGED) end
+    else
+      if lengths[j] ~= -1 then return refuse(STATUS.CONFIG_CHANGED) end
+      values[j] = ''
+    end
   end
-  if redis.sha1hex(table.concat(encoded, ';')) ~= part.d then return refuse(STATUS.CONFIG_CHANGED) end
-  -- All fingerprinted fields missing cannot tell a deleted hash from a sparse one.
+  if redis.sha1hex(table.concat(values, '', 1, planned)) ~= part.d then return refuse(STATUS.CONFIG_CHANGED) end
+  -- All planned fields missing cannot tell a deleted hash from a sparse one.
   if part.e and redis.call('EXISTS', key) == 0 then return refuse(STATUS.CONFIG_CHANGED) end
-  if #part.x > 0 then
+  if part.x > 0 then
     local extra = {}
-    for j = 1, #part.x do extra[j] = values[#part.f + j] end
+    for j = 1, part.x do extra[j] = values[planned + j] end
     extras[i] = extra
   end
 end
 
-if call.rid and not replayed then
+local signature = nil
+if p.rid then
   local previous = read('GET', requestIdKey)
   if previous == nil then return refuse(STATUS.WRONG_TYPE, requestIdKey) end
   if previous then
     local stored = cjson.decode(previous)
-    if stored.match ~= call.match then return refuse(STATUS.REQUEST_ID_REUSED) end
-    call.sig = stored.sig
-    replayed = true
+    if stored.match ~= p.match then return refuse(STATUS.REQUEST_ID_REUSED) end
+    signature = stored.sig
   end
 end
 
--- Usage: sum the day members of each counted key that fall inside the cycle.
-local firstRead = firstConfig + #plan.cfg
-local used = 0
--- Today's score of each read key, valid as a count: a charge of the same key needs no ZSCORE.
-local todayScore = {}
-for i, range in ipairs(plan.rd) do
-  local key = KEYS[firstRead + i]
-  local entries = read('ZRANGE', key, 0, -1, 'WITHSCORES')
-  if entries == nil then return refuse(STATUS.WRONG_TYPE, key) end
-  local today = 0
-  for j = 1, #entries, 2 do
-    local memberDay = tonumber(entries[j])
-    if memberDay and memberDay >= range[1] and memberDay <= range[2] then
-      local count = countOf(entries[j + 1])
-      if count == nil then return refuse(STATUS.BAD_COUNTER, key, entries[j]) end
-      used = used + count
-      if entries[j] == plan.day then today = count end
-    end
-  end
-  todayScore[key] = today
-end
+local used, todayScore, badKey, badField = sumUsage()
+if used == nil then return refuse(todayScore, badKey, badField) end
 
-if replayed then return { STATUS.REPLAYED, 1, used, nowMs, call.sig or '' } end
+-- A request id seen before: the original admission stands, nothing is charged again.
+if signature then return { STATUS.REPLAYED, 1, used, nowMs, signature } end
 
-local allowed = plan.soft or (plan.q > 0 and used + cost <= plan.q)
+local allowed = p.soft or (p.q > 0 and used + cost <= p.q)
 
 -- Credits: judged only when the quota admitted, so a denial names the real blocker.
-local credits = plan.cr
+local credits = p.cr
 local creditCost = 0
 local creditsAvailable = -1
 local creditDenied = false
-local firstCharge = firstRead + #plan.rd
-local firstCredit = firstCharge + #plan.ch
 if credits and credits.on then
   local balance = creditCounter(extras[credits.bal[1]][1])
   if balance == nil then return refuse(STATUS.BAD_COUNTER, KEYS[firstConfig + credits.bal[1]], credits.bal[2]) end
@@ -175,22 +193,25 @@ if credits and credits.on then
   end
 end
 
-if not consume or not allowed then
-  return { STATUS.DECIDED, allowed and 1 or 0, used, nowMs, creditDenied and 1 or 0, creditCost, creditsAvailable }
+if not allowed then
+  return replayOf() or { STATUS.DECIDED, 0, used, nowMs, creditDenied and 1 or 0, creditCost, creditsAvailable }
+end
+if not consume then
+  return { STATUS.DECIDED, 1, used, nowMs, 0, creditCost, creditsAvailable }
 end
 
 -- Admission: prove every counter we are about to raise stays exact before writing any.
 local deltas = {}
-for i, charge in ipairs(plan.ch) do
+for i, charge in ipairs(p.ch) do
   local key = KEYS[firstCharge + i]
   local current = todayScore[key]
   if current == nil then
-    local score = read('ZSCORE', key, plan.day)
+    local score = read('ZSCORE', key, p.day)
     if score == nil then return refuse(STATUS.WRONG_TYPE, key) end
     current = 0
     if score then
       current = countOf(score)
-      if current == nil then return refuse(STATUS.BAD_COUNTER, key, plan.day) end
+      if current == nil then return refuse(STATUS.BAD_COUNTER, key, p.day) end
     end
   end
   deltas[i] = cost * charge[1] + charge[2]
@@ -200,33 +221,36 @@ local charged = credits and credits.on and creditCost > 0
 if charged then
   for i = 1, 2 do
     local key = KEYS[firstCredit + i]
-    local score = read('ZSCORE', key, plan.day)
+    local score = read('ZSCORE', key, p.day)
     if score == nil then return refuse(STATUS.WRONG_TYPE, key) end
     if score then
       local current = countOf(score)
-      if current == nil then return refuse(STATUS.BAD_COUNTER, key, plan.day) end
+      if current == nil then return refuse(STATUS.BAD_COUNTER, key, p.day) end
       if current + creditCost > MAX_COUNTER then return refuse(STATUS.COUNTER_LIMIT, key) end
     end
   end
 end
 
-for i = 1, #plan.ch do
-  redis.call('ZINCRBY', KEYS[firstCharge + i], deltas[i], plan.day)
+-- The reservation first: HSETNX finds a copy of this admission that already ran. Settlement
+-- refunds failed units at the price they were charged, even if prices change meanwhile.
+local value = charged and (p.val .. ':' .. credits.pu) or p.val
+local fresh = read('HSETNX', bucketKey, p.f, value)
+if fresh == nil then return { STATUS.WRONG_TYPE, 0, 0, nowMs, bucketKey, '' } end
+if fresh == 0 then return { STATUS.REPLAYED, 1, used, nowMs, '' } end
+if p.exp then redis.call('PEXPIREAT', bucketKey, p.exp) end
+
+for i = 1, #p.ch do
+  redis.call('ZINCRBY', KEYS[firstCharge + i], deltas[i], p.day)
 end
 used = used + cost
-local value = call.val
 if charged then
-  redis.call('ZINCRBY', KEYS[firstCredit + 1], creditCost, plan.day)
-  redis.call('ZINCRBY', KEYS[firstCredit + 2], creditCost, plan.day)
+  redis.call('ZINCRBY', KEYS[firstCredit + 1], creditCost, p.day)
+  redis.call('ZINCRBY', KEYS[firstCredit + 2], creditCost, p.day)
   redis.call('HINCRBY', KEYS[firstConfig + credits.bal[1]], credits.bal[2], int(-creditCost))
   redis.call('HINCRBY', KEYS[firstConfig + credits.spent[1]], credits.spent[2], int(creditCost))
   creditsAvailable = creditsAvailable - creditCost
-  -- Settlement refunds failed units at the price they were charged, even if prices change meanwhile.
-  value = value .. ':' .. credits.pu
 end
-redis.call('HSET', bucketKey, call.f, value)
-if call.exp then redis.call('PEXPIREAT', bucketKey, call.exp) end
-if call.rid then
-  redis.call('SET', requestIdKey, cjson.encode({ match = call.match, sig = call.sig }), 'PX', call.ridTtl)
+if p.rid then
+  redis.call('SET', requestIdKey, cjson.encode({ match = p.match, sig = p.sig }), 'PX', p.ridTtl)
 end
 return { STATUS.DECIDED, 1, used, nowMs, 0, creditCost, creditsAvailable }

@@ -1,6 +1,6 @@
 --[[
   common.lua: helpers shared by decide.lua and settle.lua, stitched in front of each at load time
-  (src/redis/scripts.ts), after the STATUS table generated from src/redis/statuses.ts.
+  (src/redis/scripts.ts), which also writes each STATUS.<NAME> as its number (src/redis/statuses.ts).
 ]]
 
 -- Largest count a sorted-set score (a double) holds exactly: 2^53 - 1.
@@ -12,7 +12,7 @@ local MAX_CREDITS = 1e15
 -- integer Tollgate could have written, else nil.
 local function countOf(raw)
   local value = tonumber(raw)
-  if value == nil or value < 0 or value ~= math.floor(value) or value > MAX_COUNTER then return nil end
+  if value == nil or value < 0 or value % 1 ~= 0 or value > MAX_COUNTER then return nil end
   return value
 end
 

@@ -9,7 +9,7 @@ import type { Account } from '../core/config.js';
 import { CREDIT_FIELDS } from '../core/config.js';
 import { UnexpectedReplyError } from '../core/errors.js';
 import type { RedisClient } from './connection.js';
-import { STATUS, statusPrelude } from './statuses.js';
+import { STATUS, inlineStatuses } from './statuses.js';
 
 /** The folder holding the `.lua` files, found from this module whether it runs from src/ or dist/src/. */
 function luaDirectory(): string {
@@ -31,12 +31,12 @@ export interface ScriptSource {
 }
 
 /**
- * Reads `lua/<name>.lua`. With `shared`, the STATUS table (src/redis/statuses.ts) and
- * lua/lib/common.lua are stitched in front, so helpers and status codes live once.
+ * Reads `lua/<name>.lua`. With `shared`, lua/lib/common.lua is stitched in front and every
+ * `STATUS.<NAME>` written as its number (src/redis/statuses.ts), so helpers and status codes live once.
  */
 export function loadScript(name: string, shared = false): ScriptSource {
   const own = readFileSync(join(LUA_DIR, `${name}.lua`), 'utf8');
-  const lua = shared ? `${statusPrelude()}${readFileSync(join(LUA_DIR, 'lib', 'common.lua'), 'utf8')}\n${own}` : own;
+  const lua = shared ? inlineStatuses(`${readFileSync(join(LUA_DIR, 'lib', 'common.lua'), 'utf8')}\n${own}`) : own;
   // The content hash in the name lets two Tollgate versions share one client without clashing.
   const version = createHash('sha1').update(lua).digest('hex').slice(0, 10);
   return { command: `tollgate_${name}_${version}`, lua };
@@ -69,13 +69,15 @@ export function commandOf(client: RedisClient, source: ScriptSource): ScriptComm
 export interface CompiledPlan {
   /** KEYS after the two per-call ones: config hashes, read keys, charge keys, credit ledgers. */
   readonly keys: readonly string[];
-  /** ARGV[1] of decide.lua. */
-  readonly json: string;
+  /** The plan's part of decide.lua's ARGV[1]: a cjson object left open for the call's fields. */
+  readonly head: string;
+  /** ARGV[2...]: the config hashes' field names, planned ones then extra ones, hash after hash. */
+  readonly fields: readonly string[];
   /** The config hashes, in KEYS order, for naming a hash in errors. */
   readonly configKeys: readonly string[];
 }
 
-/** Flattens a plan for decide.lua: one HMGET per config hash, named fields in one cjson payload. */
+/** Flattens a plan for decide.lua: one HMGET per config hash, the rest in one cjson payload. */
 export function compileDecidePlan(account: Account, plan: DecisionPlan, credits: CreditPlan | null): CompiledPlan {
   const parts = new Map<string, { f: string[]; v: Array<string | null>; x: string[] }>();
   for (const part of [...plan.fingerprint, ...(credits?.fingerprint ?? [])]) {
@@ -111,13 +113,20 @@ export function compileDecidePlan(account: Account, plan: DecisionPlan, credits:
     };
     ledgers = [userLedger, orgLedger];
   }
-  const json = JSON.stringify({
-    cfg: [...parts.values()].map(({ f, v, x }) => ({
-      f,
+  const fields: string[] = [];
+  const cfg = [...parts.values()].map(({ f, v, x }) => {
+    const a = fields.length + 2;
+    fields.push(...f, ...x);
+    return {
+      a,
+      l: v.map((value) => (value === null ? -1 : Buffer.byteLength(value, 'utf8'))),
       d: fingerprintDigest(v),
       ...(v.every((value) => value === null) ? { e: true } : {}),
-      x,
-    })),
+      x: x.length,
+    };
+  });
+  const json = JSON.stringify({
+    cfg,
     rd: plan.reads.map((read) => [read.fromDay, read.toDay]),
     ch: plan.charges.map((charge) => [charge.perCost, charge.fixed]),
     day: plan.day,
@@ -129,18 +138,21 @@ export function compileDecidePlan(account: Account, plan: DecisionPlan, credits:
   });
   return {
     keys: [...configKeys, ...plan.reads.map((read) => read.key), ...plan.charges.map((charge) => charge.key), ...ledgers],
-    json,
+    head: json.slice(0, -1),
+    fields,
     configKeys,
   };
 }
 
 /**
- * The digest decide.lua recomputes from the values it reads: each value as `<bytes>:<value>`
- * (`!` when missing), joined by `;`, SHA-1 in hex. Length prefixes keep the encoding unambiguous.
+ * The digest decide.lua recomputes from the values it reads: the values concatenated (a missing
+ * one as nothing), SHA-1 in hex. The script also compares each value's length in bytes with the
+ * plan's, so lengths and concatenation together pin every value down.
  */
 export function fingerprintDigest(values: ReadonlyArray<string | null>): string {
-  const encoded = values.map((value) => (value === null ? '!' : `${Buffer.byteLength(value, 'utf8')}:${value}`));
-  return createHash('sha1').update(encoded.join(';'), 'utf8').digest('hex');
+  const hash = createHash('sha1');
+  for (const value of values) if (value !== null) hash.update(value, 'utf8');
+  return hash.digest('hex');
 }
 
 /** The per-call part of a decision; see lua/decide.lua. */
@@ -235,6 +247,18 @@ function coalesceWrites(client: RedisClient): void {
   });
 }
 
+/** The decide command bound to each client once, not per call. */
+const decideCommands = new WeakMap<RedisClient, ScriptCommand>();
+
+function decideCommand(client: RedisClient): ScriptCommand {
+  let command = decideCommands.get(client);
+  if (command === undefined) {
+    command = commandOf(client, SCRIPTS.decide);
+    decideCommands.set(client, command);
+  }
+  return command;
+}
+
 /** Runs lua/decide.lua: one EVALSHA. */
 export function runDecide(client: RedisClient, plan: CompiledPlan, call: DecideCall): Promise<DecideReply> {
   const rid = call.requestId;
@@ -253,13 +277,13 @@ export function runDecide(client: RedisClient, plan: CompiledPlan, call: DecideC
     match: rid?.match,
   });
   // Not an async function: the reply is decoded in the command's own continuation, one promise fewer per call.
-  return commandOf(client, SCRIPTS.decide)(
+  return decideCommand(client)(
     plan.keys.length + 2,
     call.bucketKey,
     rid?.key ?? call.bucketKey,
     ...plan.keys,
-    plan.json,
-    callJson,
+    `${plan.head},${callJson.slice(1)}`,
+    ...plan.fields,
   ).then(decideReply);
 }
 

@@ -23,8 +23,14 @@ export const STATUS = Object.freeze({
 /** A status number of {@link STATUS}. */
 export type Status = (typeof STATUS)[keyof typeof STATUS];
 
-/** The Lua prelude defining `STATUS` with the same names and numbers. */
-export function statusPrelude(): string {
-  const fields = Object.entries(STATUS).map(([name, code]) => `${name} = ${code}`);
-  return `local STATUS = { ${fields.join(', ')} }\n`;
+/**
+ * Writes every `STATUS.<NAME>` of a Lua source as its number, so the scripts and this table cannot
+ * drift and a script builds no status table on each call. An unknown name fails at load time.
+ */
+export function inlineStatuses(lua: string): string {
+  return lua.replace(/\bSTATUS\.([A-Z_]+)\b/g, (_, name: string) => {
+    const code = (STATUS as Record<string, number>)[name];
+    if (code === undefined) throw new Error(`unknown status STATUS.${name} in a Lua script`);
+    return String(code);
+  });
 }
