@@ -7,33 +7,32 @@
   (SPEC 6) is judged after the quota: a request the quota admits is still denied when its credits
   exceed min(org balance, allocation - spent). Every check runs before the first write.
 
-  KEYS (counts from the plan):
+  KEYS, each key once:
     KEYS[1]            reservation bucket  tollgate:rsv:<slot>.<tag>.<n>   hash, field = reservation's field,
                                            value "p<cost>:<check>[:<perUnit>]" (pending) or "s" (settled)
-    KEYS[2]            request-id key      tollgate:request:<user>:<rid>   string, when rid is set
-    next #cfg          config hashes       rails:users:<user> [, rails:orgs:<org>]
-    next #rd           usage sorted sets   the pool's counted metrics, summed over a day range
-    next #ch           usage sorted sets   incremented at today's member on admission
-    next 2 (cr)        credit ledgers      tollgate:credits:user|org:<name>:<service_type>:<YYYYMM>,
-                                           only with cr (an org member); the balance and spent
-                                           counters are fields of the config hashes above
+    KEYS[2]            request-id key      tollgate:request:<user>:<rid>   string, only when rid is set
+    then the plan's keys, which the plan names by their place i among them (KEYS[base + i], base 1,
+    or 2 with a request id): first the config hashes (rails:users:<user> [, rails:orgs:<org>]), then
+    the usage sorted sets it reads or charges, then an org member's two credit ledgers
+    (tollgate:credits:user|org:<name>:<service_type>:<YYYYMM>); the balance and spent counters are
+    fields of the config hashes.
 
   ARGV[1] one cjson object: the plan, cached by the caller per account, quota kind and UTC day,
   followed by this call's own fields.
     plan:
-    cfg   [{ a, l = {length...}, d, e = true|absent, x }]  per config hash: its fields are ARGV[a]
-          onwards, first the #l fields the plan relied on, then x extra fields read for the credit
-          counters. l holds each planned value's length in bytes (-1: missing), d the SHA-1 of the
-          planned values concatenated, e is set when all were missing (then the hash must still
-          exist). Lengths and a digest, not the values: API keys are among the fields, and ARGV
+    cfg   [{ f = {field...}, l = {length...}, d, e = true|absent, x = {field...}|absent }]  per
+          config hash, in key order: the fields the plan relied on, each planned value's length in
+          bytes (-1: missing), the SHA-1 of the planned values concatenated, e when all were
+          missing (then the hash must still exist), then extra fields read for the credit
+          counters. Lengths and a digest, not the values: API keys are among the fields, and ARGV
           shows up in SLOWLOG and MONITOR. Lengths plus the concatenation name the values exactly.
-    rd    [{fromDay, toDay}]     per read key, inclusive
-    ch    [{mul, add}]           per charge key: delta = cost * mul + add
+    rd    [{key, fromDay, toDay}]   per usage key summed over the cycle, days inclusive
+    ch    [{key, mul, add}]         per usage key charged on admission: delta = cost * mul + add
     day   "01".."31"             today's member
     ds,de [dayStartMs, dayEndMs) of the UTC day the keys were planned for
     q     quota (units per cycle); soft: true admits whatever the quota says
     cr    { on, alloc (millicredits, -1 no limit), pu (millicredits per unit), bal = {cfgIndex, field},
-            spent = {cfgIndex, field} } or absent
+            spent = {cfgIndex, field}, led = {user ledger, org ledger} } or absent
     call:
     mode  "consume" | "check";  cost  units (0 only in check mode, to measure usage)
     now   injected clock (epoch ms) or absent for the server clock
@@ -42,7 +41,6 @@
           once the client has seen an earlier write to this bucket succeed (it set the expiry)
     rid   true when KEYS[2] is a request id;  ridTtl  ms;  sig  the reservation's signature;
     match "<kind>|<cost>|<cycleStart>": what a replay of the request id must ask for
-  ARGV[2...] the config hashes' field names (cfg[i].a says where each hash's begin).
 
   Reply, a flat array; the first element is a STATUS (src/redis/statuses.ts):
     DECIDED            { s, allowed 0/1, used (after the decision), nowMs, creditDenied 0/1,
@@ -77,10 +75,7 @@ local time = redis.call('TIME')
 local serverNowMs = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
 local nowMs = p.now or serverNowMs
 
-local firstConfig = 2
-local firstRead = firstConfig + #p.cfg
-local firstCharge = firstRead + #p.rd
-local firstCredit = firstCharge + #p.ch
+local base = p.rid and 2 or 1
 
 -- Usage: the day members of each counted key that fall inside the cycle, summed. Also answers
 -- today's score of each read key, valid as a count: a charge of the same key needs no ZSCORE.
@@ -88,11 +83,11 @@ local firstCredit = firstCharge + #p.ch
 local function sumUsage()
   local used = 0
   local todayScore = {}
-  for i, range in ipairs(p.rd) do
-    local key = KEYS[firstRead + i]
+  for _, range in ipairs(p.rd) do
+    local key = KEYS[base + range[1]]
     local entries = read('ZRANGE', key, '0', '-1', 'WITHSCORES')
     if entries == nil then return nil, STATUS.WRONG_TYPE, key end
-    local from, to = range[1], range[2]
+    local from, to = range[2], range[3]
     local today = 0
     for j = 1, #entries, 2 do
       local member = entries[j]
@@ -131,10 +126,16 @@ if nowMs < p.ds or nowMs >= p.de then return refuse(STATUS.DAY_CHANGED) end
 -- the values together the planned digest.
 local extras = {}
 for i, part in ipairs(p.cfg) do
-  local key = KEYS[firstConfig + i]
+  local key = KEYS[base + i]
   local lengths = part.l
   local planned = #lengths
-  local values = read('HMGET', key, unpack(ARGV, part.a, part.a + planned + part.x - 1))
+  local fields = part.f
+  if part.x then
+    fields = {}
+    for j = 1, planned do fields[j] = part.f[j] end
+    for j = 1, #part.x do fields[planned + j] = part.x[j] end
+  end
+  local values = read('HMGET', key, unpack(fields))
   if values == nil then return refuse(STATUS.WRONG_TYPE, key) end
   for j = 1, planned do
     local value = values[j]
@@ -148,9 +149,9 @@ for i, part in ipairs(p.cfg) do
   if redis.sha1hex(table.concat(values, '', 1, planned)) ~= part.d then return refuse(STATUS.CONFIG_CHANGED) end
   -- All planned fields missing cannot tell a deleted hash from a sparse one.
   if part.e and redis.call('EXISTS', key) == 0 then return refuse(STATUS.CONFIG_CHANGED) end
-  if part.x > 0 then
+  if part.x then
     local extra = {}
-    for j = 1, part.x do extra[j] = values[planned + j] end
+    for j = 1, #part.x do extra[j] = values[planned + j] end
     extras[i] = extra
   end
 end
@@ -181,9 +182,9 @@ local creditsAvailable = -1
 local creditDenied = false
 if credits and credits.on then
   local balance = creditCounter(extras[credits.bal[1]][1])
-  if balance == nil then return refuse(STATUS.BAD_COUNTER, KEYS[firstConfig + credits.bal[1]], credits.bal[2]) end
+  if balance == nil then return refuse(STATUS.BAD_COUNTER, KEYS[base + credits.bal[1]], credits.bal[2]) end
   local spent = creditCounter(extras[credits.spent[1]][1])
-  if spent == nil then return refuse(STATUS.BAD_COUNTER, KEYS[firstConfig + credits.spent[1]], credits.spent[2]) end
+  if spent == nil then return refuse(STATUS.BAD_COUNTER, KEYS[base + credits.spent[1]], credits.spent[2]) end
   creditsAvailable = balance
   if credits.alloc >= 0 then creditsAvailable = math.min(balance, math.max(0, credits.alloc - spent)) end
   creditCost = cost * credits.pu
@@ -203,7 +204,7 @@ end
 -- Admission: prove every counter we are about to raise stays exact before writing any.
 local deltas = {}
 for i, charge in ipairs(p.ch) do
-  local key = KEYS[firstCharge + i]
+  local key = KEYS[base + charge[1]]
   local current = todayScore[key]
   if current == nil then
     local score = read('ZSCORE', key, p.day)
@@ -214,13 +215,13 @@ for i, charge in ipairs(p.ch) do
       if current == nil then return refuse(STATUS.BAD_COUNTER, key, p.day) end
     end
   end
-  deltas[i] = cost * charge[1] + charge[2]
+  deltas[i] = cost * charge[2] + charge[3]
   if current + deltas[i] > MAX_COUNTER then return refuse(STATUS.COUNTER_LIMIT, key) end
 end
 local charged = credits and credits.on and creditCost > 0
 if charged then
   for i = 1, 2 do
-    local key = KEYS[firstCredit + i]
+    local key = KEYS[base + credits.led[i]]
     local score = read('ZSCORE', key, p.day)
     if score == nil then return refuse(STATUS.WRONG_TYPE, key) end
     if score then
@@ -239,15 +240,15 @@ if fresh == nil then return { STATUS.WRONG_TYPE, 0, 0, nowMs, bucketKey, '' } en
 if fresh == 0 then return { STATUS.REPLAYED, 1, used, nowMs, '' } end
 if p.exp then redis.call('PEXPIREAT', bucketKey, p.exp) end
 
-for i = 1, #p.ch do
-  redis.call('ZINCRBY', KEYS[firstCharge + i], deltas[i], p.day)
+for i, charge in ipairs(p.ch) do
+  redis.call('ZINCRBY', KEYS[base + charge[1]], deltas[i], p.day)
 end
 used = used + cost
 if charged then
-  redis.call('ZINCRBY', KEYS[firstCredit + 1], creditCost, p.day)
-  redis.call('ZINCRBY', KEYS[firstCredit + 2], creditCost, p.day)
-  redis.call('HINCRBY', KEYS[firstConfig + credits.bal[1]], credits.bal[2], int(-creditCost))
-  redis.call('HINCRBY', KEYS[firstConfig + credits.spent[1]], credits.spent[2], int(creditCost))
+  redis.call('ZINCRBY', KEYS[base + credits.led[1]], creditCost, p.day)
+  redis.call('ZINCRBY', KEYS[base + credits.led[2]], creditCost, p.day)
+  redis.call('HINCRBY', KEYS[base + credits.bal[1]], credits.bal[2], int(-creditCost))
+  redis.call('HINCRBY', KEYS[base + credits.spent[1]], credits.spent[2], int(creditCost))
   creditsAvailable = creditsAvailable - creditCost
 end
 if p.rid then

@@ -67,17 +67,15 @@ export function commandOf(client: RedisClient, source: ScriptSource): ScriptComm
 
 /** A plan flattened for decide.lua once, reused by every call until the account or the day changes. */
 export interface CompiledPlan {
-  /** KEYS after the two per-call ones: config hashes, read keys, charge keys, credit ledgers. */
+  /** KEYS after the per-call ones, each once: config hashes, usage sorted sets, credit ledgers. */
   readonly keys: readonly string[];
   /** The plan's part of decide.lua's ARGV[1]: a cjson object left open for the call's fields. */
   readonly head: string;
-  /** ARGV[2...]: the config hashes' field names, planned ones then extra ones, hash after hash. */
-  readonly fields: readonly string[];
   /** The config hashes, in KEYS order, for naming a hash in errors. */
   readonly configKeys: readonly string[];
 }
 
-/** Flattens a plan for decide.lua: one HMGET per config hash, the rest in one cjson payload. */
+/** Flattens a plan for decide.lua: one HMGET per config hash, every key once, one cjson payload. */
 export function compileDecidePlan(account: Account, plan: DecisionPlan, credits: CreditPlan | null): CompiledPlan {
   const parts = new Map<string, { f: string[]; v: Array<string | null>; x: string[] }>();
   for (const part of [...plan.fingerprint, ...(credits?.fingerprint ?? [])]) {
@@ -93,8 +91,13 @@ export function compileDecidePlan(account: Account, plan: DecisionPlan, credits:
     }
   }
   const configKeys = [...parts.keys()];
+  const keys = [...configKeys];
+  /** The key's place among the plan's keys (1-based), added once. */
+  const indexOf = (key: string): number => {
+    const at = keys.indexOf(key);
+    return at === -1 ? keys.push(key) : at + 1;
+  };
   let cr: Record<string, unknown> | undefined;
-  let ledgers: string[] = [];
   if (credits !== null) {
     const [userKey, orgKey, userLedger, orgLedger] = credits.keys;
     const userIndex = configKeys.indexOf(userKey) + 1;
@@ -110,25 +113,19 @@ export function compileDecidePlan(account: Account, plan: DecisionPlan, credits:
       pu: credits.millicreditsPerUnit,
       bal: [orgIndex, CREDIT_FIELDS.balance],
       spent: [userIndex, CREDIT_FIELDS.spent],
+      led: [indexOf(userLedger), indexOf(orgLedger)],
     };
-    ledgers = [userLedger, orgLedger];
   }
-  const fields: string[] = [];
-  const cfg = [...parts.values()].map(({ f, v, x }) => {
-    const a = fields.length + 2;
-    fields.push(...f, ...x);
-    return {
-      a,
+  const json = JSON.stringify({
+    cfg: [...parts.values()].map(({ f, v, x }) => ({
+      f,
       l: v.map((value) => (value === null ? -1 : Buffer.byteLength(value, 'utf8'))),
       d: fingerprintDigest(v),
       ...(v.every((value) => value === null) ? { e: true } : {}),
-      x: x.length,
-    };
-  });
-  const json = JSON.stringify({
-    cfg,
-    rd: plan.reads.map((read) => [read.fromDay, read.toDay]),
-    ch: plan.charges.map((charge) => [charge.perCost, charge.fixed]),
+      ...(x.length === 0 ? {} : { x }),
+    })),
+    rd: plan.reads.map((read) => [indexOf(read.key), read.fromDay, read.toDay]),
+    ch: plan.charges.map((charge) => [indexOf(charge.key), charge.perCost, charge.fixed]),
     day: plan.day,
     ds: plan.dayStartMs,
     de: plan.dayEndMs,
@@ -136,12 +133,7 @@ export function compileDecidePlan(account: Account, plan: DecisionPlan, credits:
     soft: account.softLimit,
     ...(cr === undefined ? {} : { cr }),
   });
-  return {
-    keys: [...configKeys, ...plan.reads.map((read) => read.key), ...plan.charges.map((charge) => charge.key), ...ledgers],
-    head: json.slice(0, -1),
-    fields,
-    configKeys,
-  };
+  return { keys, head: json.slice(0, -1), configKeys };
 }
 
 /**
@@ -277,14 +269,10 @@ export function runDecide(client: RedisClient, plan: CompiledPlan, call: DecideC
     match: rid?.match,
   });
   // Not an async function: the reply is decoded in the command's own continuation, one promise fewer per call.
-  return decideCommand(client)(
-    plan.keys.length + 2,
-    call.bucketKey,
-    rid?.key ?? call.bucketKey,
-    ...plan.keys,
-    `${plan.head},${callJson.slice(1)}`,
-    ...plan.fields,
-  ).then(decideReply);
+  const args: Array<string | number> = rid === null ? [plan.keys.length + 1, call.bucketKey] : [plan.keys.length + 2, call.bucketKey, rid.key];
+  for (const key of plan.keys) args.push(key);
+  args.push(`${plan.head},${callJson.slice(1)}`);
+  return decideCommand(client)(...args).then(decideReply);
 }
 
 /** Decodes decide.lua's reply with checked types. */
