@@ -426,11 +426,15 @@ export function quotaGuard(options: QuotaGuardOptions): QuotaGuard {
  * on the first write), the last moment the status is known and the headers can still change.
  */
 function reportRefundOnFailure(res: Response, policy: string, admission: Decision, cost: number): void {
-  const writeHead = res.writeHead as (...args: unknown[]) => Response;
-  res.writeHead = function writeHeadAfterRefund(this: Response, ...args: unknown[]): Response {
-    const status = typeof args[0] === 'number' ? args[0] : this.statusCode;
-    if (status >= 400 && !this.headersSent) setRateLimitHeaders(this, policy, { ...admission, used: admission.used - cost }, Date.now());
-    return writeHead.apply(this, args);
+  const writeHead = res.writeHead as (this: Response, status: unknown, reason?: unknown, headers?: unknown) => Response;
+  // Fixed arity, no rest arguments: this runs for every guarded response.
+  res.writeHead = function writeHeadAfterRefund(this: Response, status: unknown, reason?: unknown, headers?: unknown): Response {
+    const code = typeof status === 'number' ? status : this.statusCode;
+    if (code >= 400 && !this.headersSent) setRateLimitHeaders(this, policy, { ...admission, used: admission.used - cost }, Date.now());
+    // writeHead(status), writeHead(status, headers) and writeHead(status, reason, headers) as called.
+    if (arguments.length <= 1) return writeHead.call(this, status);
+    if (arguments.length === 2) return writeHead.call(this, status, reason);
+    return writeHead.call(this, status, reason, headers);
   } as Response['writeHead'];
 }
 
