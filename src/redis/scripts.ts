@@ -271,6 +271,7 @@ export function runDecide(client: RedisClient, plan: CompiledPlan, call: DecideC
   // Not an async function: the reply is decoded in the command's own continuation, one promise fewer per call.
   const args: Array<string | number> = rid === null ? [plan.keys.length + 1, call.bucketKey] : [plan.keys.length + 2, call.bucketKey, rid.key];
   for (const key of plan.keys) args.push(key);
+  // The call's fields close the plan's object; the two share no top-level name (see lua/decide.lua).
   args.push(`${plan.head},${callJson.slice(1)}`);
   return decideCommand(client)(...args).then(decideReply);
 }
