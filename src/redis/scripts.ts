@@ -251,10 +251,12 @@ function decideCommand(client: RedisClient): ScriptCommand {
   return command;
 }
 
-/** Runs lua/decide.lua: one EVALSHA. */
-export function runDecide(client: RedisClient, plan: CompiledPlan, call: DecideCall): Promise<DecideReply> {
+/**
+ * decide.lua's ARGV[1]: the plan's object closed by the call's own fields. The two share no
+ * top-level name (cjson would keep the later one); test/unit/decide-payload.test.ts holds them apart.
+ */
+export function decidePayload(plan: CompiledPlan, call: DecideCall): string {
   const rid = call.requestId;
-  coalesceWrites(client);
   const callJson = JSON.stringify({
     mode: call.mode,
     cost: call.cost,
@@ -268,11 +270,17 @@ export function runDecide(client: RedisClient, plan: CompiledPlan, call: DecideC
     sig: rid?.signature,
     match: rid?.match,
   });
-  // Not an async function: the reply is decoded in the command's own continuation, one promise fewer per call.
+  return `${plan.head},${callJson.slice(1)}`;
+}
+
+/** Runs lua/decide.lua: one EVALSHA. */
+export function runDecide(client: RedisClient, plan: CompiledPlan, call: DecideCall): Promise<DecideReply> {
+  const rid = call.requestId;
+  coalesceWrites(client);
   const args: Array<string | number> = rid === null ? [plan.keys.length + 1, call.bucketKey] : [plan.keys.length + 2, call.bucketKey, rid.key];
   for (const key of plan.keys) args.push(key);
-  // The call's fields close the plan's object; the two share no top-level name (see lua/decide.lua).
-  args.push(`${plan.head},${callJson.slice(1)}`);
+  args.push(decidePayload(plan, call));
+  // Not an async function: the reply is decoded in the command's own continuation, one promise fewer per call.
   return decideCommand(client)(...args).then(decideReply);
 }
 
