@@ -2,35 +2,29 @@
 import type { AddressInfo } from 'node:net';
 import type { Server } from 'node:http';
 import express from 'express';
-import type { Cluster } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Tollgate } from '../../src/index.js';
 import { createAdminRouter } from '../../src/admin/router.js';
 import { startDemo } from '../../demo/src/service.js';
 import { redisTargetFromEnv } from '../../src/core/redis-target.js';
-import { useRedisCluster } from '../helpers/redis-cluster.js';
+import { useClusterTollgate } from '../helpers/redis-cluster.js';
 import { uniqueName } from '../helpers/fixtures.js';
 
-const cluster = useRedisCluster();
+const gate = useClusterTollgate({ configCacheMs: 0 });
 const TOKEN = 'test-admin-token-0123456789';
-let client: Cluster;
-let tollgate: Tollgate;
 let server: Server;
 let base: string;
 
 beforeAll(async () => {
-  client = await cluster().client();
-  tollgate = new Tollgate({ redis: client, keyLayout: 'cluster', configCacheMs: 0 });
   const app = express();
-  app.use('/admin', createAdminRouter({ tollgate, token: TOKEN }));
+  app.use('/admin', createAdminRouter({ tollgate: gate.tollgate, token: TOKEN }));
   server = app.listen(0, '127.0.0.1');
   await new Promise((resolve) => server.once('listening', resolve));
   base = `http://127.0.0.1:${(server.address() as AddressInfo).port}/admin`;
 });
 afterAll(async () => {
   await new Promise((resolve) => server.close(resolve));
-  await tollgate.close();
-  client.disconnect();
+  await gate.tollgate.close();
+  gate.client.disconnect();
 });
 
 async function call(method: string, path: string, body?: unknown): Promise<{ status: number; json: any }> {
@@ -54,16 +48,16 @@ describe('the admin API with the cluster layout', () => {
     expect((await call('POST', '/orgs', { name: org })).status).toBe(201);
     expect((await call('PUT', `/orgs/${org}/quota/geocoding`, { quota: 40 })).status).toBe(200);
     expect((await call('PUT', `/users/${user}/quota/geocoding`, { quota: 9 })).status).toBe(200);
-    expect(await client.hget(`rails:users:{user:${user}}`, 'geocoding_quota')).toBe('9');
+    expect(await gate.client.hget(`rails:users:{user:${user}}`, 'geocoding_quota')).toBe('9');
 
     expect((await call('PUT', `/users/${user}/organization`, { org })).status).toBe(200);
-    expect(await client.hgetall(`rails:users:{user:${user}}`)).toEqual({ organization: org });
-    expect(await client.hget(`rails:orgs:{org:${org}}:member:${user}`, 'geocoding_quota')).toBe('9');
+    expect(await gate.client.hgetall(`rails:users:{user:${user}}`)).toEqual({ organization: org });
+    expect(await gate.client.hget(`rails:orgs:{org:${org}}:member:${user}`, 'geocoding_quota')).toBe('9');
     const key = await call('POST', `/users/${user}/api-keys`, { name: 'web' });
     expect(key.status).toBe(201);
-    expect(await client.hget(`rails:orgs:{org:${org}}:member:${user}`, 'api_key_sha256:web')).toMatch(/^[0-9a-f]{64}$/);
+    expect(await gate.client.hget(`rails:orgs:{org:${org}}:member:${user}`, 'api_key_sha256:web')).toMatch(/^[0-9a-f]{64}$/);
 
-    expect((await tollgate.consume({ user, kind: 'geocoding', cost: 4, apiKey: key.json.apiKey })).allowed).toBe(true);
+    expect((await gate.tollgate.consume({ user, kind: 'geocoding', cost: 4, apiKey: key.json.apiKey })).allowed).toBe(true);
     const shown = await call('GET', `/users/${user}`);
     expect(shown.json).toMatchObject({ organization: org, geocoding: { quota: 40, monthly_use: 4 }, has_api_key: true });
     expect((await call('GET', `/orgs/${org}`)).json.members).toEqual([{ username: user, geocoding: 4, here_isolines: 0, mapzen_routing: 0 }]);
@@ -81,37 +75,37 @@ describe('the admin API with the cluster layout', () => {
     expect(hits.json.hits).toEqual([{ type: 'user', name: user }]);
 
     expect((await call('PUT', `/users/${user}/organization`, { org: null })).status).toBe(200);
-    expect(await client.exists(`rails:orgs:{org:${org}}:member:${user}`)).toBe(0);
-    expect(await client.hget(`rails:users:{user:${user}}`, 'api_key_sha256:web')).toMatch(/^[0-9a-f]{64}$/);
+    expect(await gate.client.exists(`rails:orgs:{org:${org}}:member:${user}`)).toBe(0);
+    expect(await gate.client.hget(`rails:users:{user:${user}}`, 'api_key_sha256:web')).toMatch(/^[0-9a-f]{64}$/);
     expect((await call('GET', `/users/${user}`)).json).toMatchObject({ organization: null, geocoding: { quota: 9, monthly_use: 4 } });
 
     const deleted = await call('DELETE', `/users/${user}?with_usage=true`);
     expect(deleted.status).toBe(200);
-    expect(await client.exists(`rails:users:{user:${user}}`)).toBe(0);
-    expect(await client.exists(`user:{user:${user}}:geocoder_here:success_responses:${month()}`)).toBe(0);
+    expect(await gate.client.exists(`rails:users:{user:${user}}`)).toBe(0);
+    expect(await gate.client.exists(`user:{user:${user}}:geocoder_here:success_responses:${month()}`)).toBe(0);
     expect((await call('GET', `/users/${user}`)).status).toBe(404);
   });
 
   it('refuses a change to a user frozen by a move, and answers 409 naming the fix', async () => {
     const user = uniqueName('u');
     await call('POST', '/users', { name: user });
-    await client.hset(`rails:users:{user:${user}}`, 'moving_to', '{org:elsewhere}', 'move_id', '202611-000000000000');
+    await gate.client.hset(`rails:users:{user:${user}}`, 'moving_to', '{org:elsewhere}', 'move_id', '202611-000000000000');
     const refused = await call('PUT', `/users/${user}/quota/geocoding`, { quota: 3 });
     expect(refused.status).toBe(409);
     expect(refused.json.detail).toContain('moving');
-    expect(await client.hget(`rails:users:{user:${user}}`, 'geocoding_quota')).toBe('0');
-    await client.del(`rails:users:{user:${user}}`);
+    expect(await gate.client.hget(`rails:users:{user:${user}}`, 'geocoding_quota')).toBe('0');
+    await gate.client.del(`rails:users:{user:${user}}`);
   });
 
   it('the demo on REDIS_CLUSTER seeds its accounts in the cluster layout, serves them, and mounts the admin API on that layout', async () => {
-    const target = redisTargetFromEnv({ REDIS_CLUSTER: cluster().nodes.slice(0, 3).map((node) => node.address).join(',') });
+    const target = redisTargetFromEnv({ REDIS_CLUSTER: gate.cluster().nodes.slice(0, 3).map((node) => node.address).join(',') });
     const printed: string[] = [];
     const service = await startDemo({ port: 0, host: '127.0.0.1', redisTarget: target, adminToken: TOKEN, log: (m) => printed.push(m) });
     try {
       expect(service.tollgate.keyLayout.name).toBe('cluster');
       const { user } = service.accounts;
-      expect(await client.hgetall(`rails:users:{user:${user.user}}`)).toEqual({ organization: 'tollgate-demo-org' });
-      expect(await client.hget(`rails:orgs:{org:tollgate-demo-org}:member:${user.user}`, 'map_key')).toBe(user.key);
+      expect(await gate.client.hgetall(`rails:users:{user:${user.user}}`)).toEqual({ organization: 'tollgate-demo-org' });
+      expect(await gate.client.hget(`rails:orgs:{org:tollgate-demo-org}:member:${user.user}`, 'map_key')).toBe(user.key);
       const geocoded = await fetch(`${service.url}/u/${user.user}/api/v1/geocode?q=Madrid,%20ES&api_key=${user.key}`);
       expect(geocoded.status).toBe(200);
       await geocoded.arrayBuffer();

@@ -1,5 +1,6 @@
 // A real Redis Cluster for tests: 3 masters + 3 replicas from the redis-server binary on free loopback ports.
 import { Cluster, type ClusterOptions } from 'ioredis';
+import { Tollgate, type TollgateOptions } from '../../src/index.js';
 import { afterAll, beforeAll } from 'vitest';
 import { startClusterNodes } from './cluster-nodes.js';
 import type { RedisProcess } from './redis-processes.js';
@@ -55,5 +56,44 @@ export function useRedisCluster(): () => TestCluster {
   return () => {
     if (cluster === undefined) throw new Error('test cluster not started');
     return cluster;
+  };
+}
+
+/** A file's cluster, one Cluster client on it and a Tollgate with the cluster layout, all set up before the file's tests. */
+export interface ClusterTollgate {
+  readonly cluster: () => TestCluster;
+  readonly client: Cluster;
+  readonly tollgate: Tollgate;
+}
+
+/**
+ * Registers beforeAll/afterAll for a cluster (useRedisCluster), a client on it and a Tollgate
+ * with the cluster key layout and `options`; afterAll closes the Tollgate and the client.
+ */
+export function useClusterTollgate(options: Omit<TollgateOptions, 'redis' | 'keyLayout'> = {}): ClusterTollgate {
+  const cluster = useRedisCluster();
+  let client: Cluster | undefined;
+  let tollgate: Tollgate | undefined;
+  beforeAll(async () => {
+    console.log(`Redis Cluster (3 masters + 3 replicas) started in ${cluster().startupMs} ms`);
+    client = await cluster().client();
+    tollgate = new Tollgate({ ...options, redis: client, keyLayout: 'cluster' });
+  });
+  afterAll(async () => {
+    await tollgate?.close();
+    client?.disconnect();
+  });
+  const started = <T>(value: T | undefined): T => {
+    if (value === undefined) throw new Error('cluster Tollgate not set up yet');
+    return value;
+  };
+  return {
+    cluster,
+    get client() {
+      return started(client);
+    },
+    get tollgate() {
+      return started(tollgate);
+    },
   };
 }

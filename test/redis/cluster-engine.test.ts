@@ -1,57 +1,44 @@
 // The engine on a real 3-master/3-replica Redis Cluster with the cluster key layout: exact races for a user and for an org spread over every master, once-only settles, request ids, API keys, moves.
-import type { Cluster } from 'ioredis';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { AuthenticationError, ERROR_CODES, Tollgate, type Admission } from '../../src/index.js';
 import { CLUSTER_LAYOUT } from '../../src/core/layout.js';
 import { sha256 } from '../../src/core/api-keys.js';
 import { writeJournalBatch } from '../../src/redis/journal-writeback.js';
-import { useRedisCluster } from '../helpers/redis-cluster.js';
+import { useClusterTollgate } from '../helpers/redis-cluster.js';
 import { clusterOperations } from '../helpers/cluster-operations.js';
 import { RedisUnavailableError } from '../../src/index.js';
 import { uniqueName } from '../helpers/fixtures.js';
 
-const cluster = useRedisCluster();
+const gate = useClusterTollgate({ timeoutMs: 15_000, reservationTtlMs: 60_000 });
 const layout = CLUSTER_LAYOUT;
-let client: Cluster;
-let tollgate: Tollgate;
-
-beforeAll(async () => {
-  console.log(`Redis Cluster (3 masters + 3 replicas) started in ${cluster().startupMs} ms`);
-  client = await cluster().client();
-  tollgate = new Tollgate({ redis: client, keyLayout: 'cluster', timeoutMs: 15_000, reservationTtlMs: 60_000 });
-});
-afterAll(async () => {
-  await tollgate.close();
-  client.disconnect();
-});
 
 const API_KEY = 'cluster-test-key-0123456789';
 
 /** A user in no org: its directory entry holds its config (cluster layout). */
 async function lone(user: string, fields: Record<string, string>): Promise<void> {
-  await client.hset(layout.directoryKey(user), { api_key_sha256: sha256(API_KEY).toString('hex'), ...fields });
+  await gate.client.hset(layout.directoryKey(user), { api_key_sha256: sha256(API_KEY).toString('hex'), ...fields });
 }
 
 /** An org with members: the member hashes in the org's slot, the directory entries in each user's own. */
 async function org(name: string, members: string[], fields: Record<string, string>): Promise<void> {
-  await client.hset(layout.orgConfigKey(name), fields);
+  await gate.client.hset(layout.orgConfigKey(name), fields);
   for (const member of members) {
-    await client.hset(layout.userConfigKey(member, name), { organization: name, api_key_sha256: sha256(API_KEY).toString('hex') });
-    await client.hset(layout.directoryKey(member), { organization: name });
+    await gate.client.hset(layout.userConfigKey(member, name), { organization: name, api_key_sha256: sha256(API_KEY).toString('hex') });
+    await gate.client.hset(layout.directoryKey(member), { organization: name });
   }
 }
 
 /** The node id of the master serving `key`'s slot. */
 async function masterOf(key: string): Promise<string> {
-  const slot = Number(await client.cluster('KEYSLOT', key));
-  const ranges = await client.cluster('SLOTS');
+  const slot = Number(await gate.client.cluster('KEYSLOT', key));
+  const ranges = await gate.client.cluster('SLOTS');
   const range = ranges.find(([from, to]) => slot >= from && slot <= to);
   return String(range?.[2]?.[2]);
 }
 
 /** Today's score of a usage key (the test runs on one day; a race spans milliseconds). */
 async function total(key: string): Promise<number> {
-  const flat = await client.zrange(key, 0, '-1', 'WITHSCORES');
+  const flat = await gate.client.zrange(key, 0, '-1', 'WITHSCORES');
   let sum = 0;
   for (let i = 1; i < flat.length; i += 2) sum += Number(flat[i]);
   return sum;
@@ -67,16 +54,16 @@ describe('the cluster layout on a Redis Cluster', () => {
     const user = uniqueName('u');
     const orgName = uniqueName('o');
     await org(orgName, [user], { geocoding_quota: '10' });
-    const admission = await tollgate.consume({ user, kind: 'geocoding', apiKey: API_KEY, requestId: uniqueName('r') });
+    const admission = await gate.tollgate.consume({ user, kind: 'geocoding', apiKey: API_KEY, requestId: uniqueName('r') });
     expect(admission.allowed).toBe(true);
-    const slot = await client.cluster('KEYSLOT', `{org:${orgName}}`);
+    const slot = await gate.client.cluster('KEYSLOT', `{org:${orgName}}`);
     const keys = [
       layout.orgConfigKey(orgName),
       layout.userConfigKey(user, orgName),
       layout.usageKey({ type: 'org', name: orgName }, orgName, 'geocoder_here', 'success_responses', month()),
       layout.usageKey({ type: 'user', name: user }, orgName, 'geocoder_here', 'success_responses', month()),
     ];
-    for (const key of keys) expect(await client.cluster('KEYSLOT', key)).toBe(slot);
+    for (const key of keys) expect(await gate.client.cluster('KEYSLOT', key)).toBe(slot);
     expect(await total(keys[2] as string)).toBe(1);
     expect(await total(keys[3] as string)).toBe(1);
   });
@@ -84,7 +71,7 @@ describe('the cluster layout on a Redis Cluster', () => {
   it('admits exactly the quota of a user in no org: 1000 concurrent consumes against 100', async () => {
     const user = uniqueName('u');
     await lone(user, { geocoding_quota: '100' });
-    const admissions = await Promise.all(Array.from({ length: 1000 }, () => tollgate.consume({ user, kind: 'geocoding', apiKey: API_KEY })));
+    const admissions = await Promise.all(Array.from({ length: 1000 }, () => gate.tollgate.consume({ user, kind: 'geocoding', apiKey: API_KEY })));
     expect(admissions.filter((a) => a.allowed)).toHaveLength(100);
     const key = layout.usageKey({ type: 'user', name: user }, null, 'geocoder_here', 'success_responses', month());
     expect(await total(key)).toBe(100);
@@ -108,7 +95,7 @@ describe('the cluster layout on a Redis Cluster', () => {
     expect(masters.size).toBe(3);
     await org(orgName, members, { geocoding_quota: '100' });
     const admissions = await Promise.all(
-      Array.from({ length: 1000 }, (_, i) => tollgate.consume({ user: members[i % 10] as string, kind: 'geocoding', apiKey: API_KEY })),
+      Array.from({ length: 1000 }, (_, i) => gate.tollgate.consume({ user: members[i % 10] as string, kind: 'geocoding', apiKey: API_KEY })),
     );
     const allowed = admissions.filter((a) => a.allowed);
     expect(allowed).toHaveLength(100);
@@ -119,9 +106,9 @@ describe('the cluster layout on a Redis Cluster', () => {
     }
     expect(own).toBe(100);
     // Refunding every admission in one burst: settles are coalesced per pool, each applied once.
-    const settled = await Promise.all(allowed.map((a) => tollgate.settle((a as Admission & { allowed: true }).reservation, 'failed')));
+    const settled = await Promise.all(allowed.map((a) => gate.tollgate.settle((a as Admission & { allowed: true }).reservation, 'failed')));
     expect(settled.every((s) => s.status === 'settled')).toBe(true);
-    const again = await Promise.all(allowed.map((a) => tollgate.settle((a as Admission & { allowed: true }).reservation, 'failed')));
+    const again = await Promise.all(allowed.map((a) => gate.tollgate.settle((a as Admission & { allowed: true }).reservation, 'failed')));
     expect(again.every((s) => s.status === 'already_settled')).toBe(true);
     expect(await total(layout.usageKey({ type: 'org', name: orgName }, orgName, 'geocoder_here', 'success_responses', month()))).toBe(0);
     expect(await total(layout.usageKey({ type: 'org', name: orgName }, orgName, 'geocoder_here', 'failed_responses', month()))).toBe(100);
@@ -130,8 +117,8 @@ describe('the cluster layout on a Redis Cluster', () => {
   it('settles of several pools in one burst each land in their own pool', async () => {
     const users = Array.from({ length: 6 }, () => uniqueName('u'));
     for (const user of users) await lone(user, { geocoding_quota: '10' });
-    const admissions = await Promise.all(users.map((user) => tollgate.consume({ user, kind: 'geocoding', cost: 3 })));
-    await Promise.all(admissions.map((a) => tollgate.settle((a as Admission & { allowed: true }).reservation, { success: 1, empty: 2 })));
+    const admissions = await Promise.all(users.map((user) => gate.tollgate.consume({ user, kind: 'geocoding', cost: 3 })));
+    await Promise.all(admissions.map((a) => gate.tollgate.settle((a as Admission & { allowed: true }).reservation, { success: 1, empty: 2 })));
     for (const user of users) {
       expect(await total(layout.usageKey({ type: 'user', name: user }, null, 'geocoder_here', 'success_responses', month()))).toBe(1);
       expect(await total(layout.usageKey({ type: 'user', name: user }, null, 'geocoder_here', 'empty_responses', month()))).toBe(2);
@@ -142,12 +129,12 @@ describe('the cluster layout on a Redis Cluster', () => {
     const user = uniqueName('u');
     await lone(user, { geocoding_quota: '100' });
     const requestId = uniqueName('r');
-    const admissions = await Promise.all(Array.from({ length: 50 }, () => tollgate.consume({ user, kind: 'geocoding', cost: 2, requestId })));
+    const admissions = await Promise.all(Array.from({ length: 50 }, () => gate.tollgate.consume({ user, kind: 'geocoding', cost: 2, requestId })));
     expect(admissions.every((a) => a.allowed)).toBe(true);
     expect(admissions.filter((a) => !a.replayed)).toHaveLength(1);
     expect(new Set(admissions.map((a) => a.reservation?.id)).size).toBe(1);
     expect(await total(layout.usageKey({ type: 'user', name: user }, null, 'geocoder_here', 'success_responses', month()))).toBe(2);
-    expect(await client.exists(layout.requestIdKey(user, null, requestId))).toBe(1);
+    expect(await gate.client.exists(layout.requestIdKey(user, null, requestId))).toBe(1);
   });
 
   it('refuses a wrong API key for a member and for a user in no org, and a revoked key at once', async () => {
@@ -157,11 +144,11 @@ describe('the cluster layout on a Redis Cluster', () => {
     const user = uniqueName('u');
     await lone(user, { geocoding_quota: '10' });
     for (const who of [member, user, uniqueName('nobody')]) {
-      await expect(tollgate.consume({ user: who, kind: 'geocoding', apiKey: 'wrong' })).rejects.toBeInstanceOf(AuthenticationError);
+      await expect(gate.tollgate.consume({ user: who, kind: 'geocoding', apiKey: 'wrong' })).rejects.toBeInstanceOf(AuthenticationError);
     }
-    expect((await tollgate.consume({ user: member, kind: 'geocoding', apiKey: API_KEY })).allowed).toBe(true);
-    await client.hdel(layout.userConfigKey(member, orgName), 'api_key_sha256');
-    await expect(tollgate.consume({ user: member, kind: 'geocoding', apiKey: API_KEY })).rejects.toBeInstanceOf(AuthenticationError);
+    expect((await gate.tollgate.consume({ user: member, kind: 'geocoding', apiKey: API_KEY })).allowed).toBe(true);
+    await gate.client.hdel(layout.userConfigKey(member, orgName), 'api_key_sha256');
+    await expect(gate.tollgate.consume({ user: member, kind: 'geocoding', apiKey: API_KEY })).rejects.toBeInstanceOf(AuthenticationError);
   });
 
   it('holds decisions while a user moves between pools, and decides in the new pool after', async () => {
@@ -169,16 +156,16 @@ describe('the cluster layout on a Redis Cluster', () => {
     const from = uniqueName('o');
     const to = uniqueName('o');
     await org(from, [user], { geocoding_quota: '10' });
-    await client.hset(layout.orgConfigKey(to), { geocoding_quota: '5' });
-    expect((await tollgate.consume({ user, kind: 'geocoding' })).org).toBe(from);
+    await gate.client.hset(layout.orgConfigKey(to), { geocoding_quota: '5' });
+    expect((await gate.tollgate.consume({ user, kind: 'geocoding' })).org).toBe(from);
     // Step 1 of a move: freeze the old home; decisions wait instead of spending the old pool.
-    await client.hset(layout.userConfigKey(user, from), 'moving_to', `{org:${to}}`);
-    const waiting = tollgate.consume({ user, kind: 'geocoding' });
+    await gate.client.hset(layout.userConfigKey(user, from), 'moving_to', `{org:${to}}`);
+    const waiting = gate.tollgate.consume({ user, kind: 'geocoding' });
     await new Promise((resolve) => setTimeout(resolve, 30));
     // Steps 2-4: the new home, the directory pointed at it, the old home gone.
-    await client.hset(layout.userConfigKey(user, to), { organization: to });
-    await client.hset(layout.directoryKey(user), 'organization', to);
-    await client.del(layout.userConfigKey(user, from));
+    await gate.client.hset(layout.userConfigKey(user, to), { organization: to });
+    await gate.client.hset(layout.directoryKey(user), 'organization', to);
+    await gate.client.del(layout.userConfigKey(user, from));
     const admission = await waiting;
     expect(admission).toMatchObject({ allowed: true, org: to, quota: 5, used: 1 });
     expect(await total(layout.usageKey({ type: 'org', name: from }, from, 'geocoder_here', 'success_responses', month()))).toBe(1);
@@ -187,7 +174,7 @@ describe('the cluster layout on a Redis Cluster', () => {
   it('names the move as the fix when a user stays frozen', async () => {
     const user = uniqueName('u');
     await lone(user, { geocoding_quota: '10', moving_to: '{org:elsewhere}' });
-    await expect(tollgate.consume({ user, kind: 'geocoding' })).rejects.toMatchObject({
+    await expect(gate.tollgate.consume({ user, kind: 'geocoding' })).rejects.toMatchObject({
       code: ERROR_CODES.contention,
       message: expect.stringContaining('being moved'),
     });
@@ -196,20 +183,20 @@ describe('the cluster layout on a Redis Cluster', () => {
   it('refuses a directory entry naming an org without a member hash (a hand edit), writing nothing', async () => {
     const user = uniqueName('u');
     const orgName = uniqueName('o');
-    await client.hset(layout.orgConfigKey(orgName), { geocoding_quota: '10' });
-    await client.hset(layout.directoryKey(user), { organization: orgName });
-    await expect(tollgate.consume({ user, kind: 'geocoding' })).rejects.toMatchObject({ code: ERROR_CODES.invalidConfig });
-    expect(await client.exists(layout.usageKey({ type: 'org', name: orgName }, orgName, 'geocoder_here', 'total_requests', month()))).toBe(0);
+    await gate.client.hset(layout.orgConfigKey(orgName), { geocoding_quota: '10' });
+    await gate.client.hset(layout.directoryKey(user), { organization: orgName });
+    await expect(gate.tollgate.consume({ user, kind: 'geocoding' })).rejects.toMatchObject({ code: ERROR_CODES.invalidConfig });
+    expect(await gate.client.exists(layout.usageKey({ type: 'org', name: orgName }, orgName, 'geocoder_here', 'total_requests', month()))).toBe(0);
   });
 
   it('reads quota and usage of members and orgs', async () => {
     const user = uniqueName('u');
     const orgName = uniqueName('o');
     await org(orgName, [user], { geocoding_quota: '10' });
-    await tollgate.consume({ user, kind: 'geocoding', cost: 4 });
-    expect(await tollgate.quota({ user, kind: 'geocoding' })).toMatchObject({ org: orgName, quota: 10, used: 4, remaining: 6 });
-    expect((await tollgate.usage({ user, kind: 'geocoding' })).used).toBe(4);
-    expect((await tollgate.usage({ org: orgName, kind: 'geocoding' })).used).toBe(4);
+    await gate.tollgate.consume({ user, kind: 'geocoding', cost: 4 });
+    expect(await gate.tollgate.quota({ user, kind: 'geocoding' })).toMatchObject({ org: orgName, quota: 10, used: 4, remaining: 6 });
+    expect((await gate.tollgate.usage({ user, kind: 'geocoding' })).used).toBe(4);
+    expect((await gate.tollgate.usage({ org: orgName, kind: 'geocoding' })).used).toBe(4);
   });
 
   it('writes fail-open journal entries of several pools back in one batch, one script call per pool, each once', async () => {
@@ -226,18 +213,18 @@ describe('the cluster layout on a Redis Cluster', () => {
         increments: [{ key: layout.usageKey({ type: 'user', name: user }, org, 'geocoder_here', 'success_responses', '202611'), delta: i + 1 }],
       };
     });
-    expect(await writeJournalBatch(client, writes)).toEqual(writes.map(() => 'written'));
-    expect(await writeJournalBatch(client, writes)).toEqual(writes.map(() => 'already_written'));
+    expect(await writeJournalBatch(gate.client, writes)).toEqual(writes.map(() => 'written'));
+    expect(await writeJournalBatch(gate.client, writes)).toEqual(writes.map(() => 'already_written'));
     for (const [i, write] of writes.entries()) {
-      expect(await client.zscore(write.increments[0]!.key, '07')).toBe(String(i + 1));
+      expect(await gate.client.zscore(write.increments[0]!.key, '07')).toBe(String(i + 1));
     }
   });
 
   it('with waitForReplicas: 1, answers once the pool master\'s replica has the admission, and refunds it when the replica stays silent', async () => {
     const user = uniqueName('u');
     await lone(user, { geocoding_quota: '100' });
-    const waiting = new Tollgate({ redis: client, keyLayout: 'cluster', waitForReplicas: 1, timeoutMs: 800 });
-    const operations = clusterOperations(cluster());
+    const waiting = new Tollgate({ redis: gate.client, keyLayout: 'cluster', waitForReplicas: 1, timeoutMs: 800 });
+    const operations = clusterOperations(gate.cluster());
     const key = layout.usageKey({ type: 'user', name: user }, null, 'geocoder_here', 'success_responses', month());
     try {
       expect((await waiting.consume({ user, kind: 'geocoding', cost: 2 })).allowed).toBe(true);
@@ -265,12 +252,12 @@ describe('the cluster layout on a Redis Cluster', () => {
     const user = uniqueName('u');
     await lone(user, { geocoding_quota: '1000' });
     // Several usage keys in the pool's slot, so a slot move migrating one key at a time leaves them split.
-    await tollgate.consume({ user, kind: 'geocoding', cost: 7 });
-    const admission = await tollgate.consume({ user, kind: 'geocoding', cost: 5 });
-    await tollgate.settle((admission as Admission & { allowed: true }).reservation, { success: 2, empty: 3 });
-    const expected = await tollgate.usage({ user, kind: 'geocoding' });
+    await gate.tollgate.consume({ user, kind: 'geocoding', cost: 7 });
+    const admission = await gate.tollgate.consume({ user, kind: 'geocoding', cost: 5 });
+    await gate.tollgate.settle((admission as Admission & { allowed: true }).reservation, { success: 2, empty: 3 });
+    const expected = await gate.tollgate.usage({ user, kind: 'geocoding' });
     expect(expected.used).toBe(12);
-    const operations = clusterOperations(cluster());
+    const operations = clusterOperations(gate.cluster());
     const slot = await operations.slotOf(layout.directoryKey(user));
     const from = await operations.masterOf(slot);
     const to = (await operations.masters()).find((master) => master.port !== from.port)!;
@@ -280,7 +267,7 @@ describe('the cluster layout on a Redis Cluster', () => {
       moving = false;
     });
     while (moving) {
-      const seen = await tollgate.usage({ user, kind: 'geocoding' });
+      const seen = await gate.tollgate.usage({ user, kind: 'geocoding' });
       expect(seen.metrics).toEqual(expected.metrics);
       reads += 1;
     }
