@@ -41,6 +41,17 @@ async function total(key: string): Promise<number> {
 const own = (user: string, org: string | null): string => layout.usageKey({ type: 'user', name: user }, org, 'geocoder_here', 'success_responses', month());
 const pool = (org: string): string => layout.usageKey({ type: 'org', name: org }, org, 'geocoder_here', 'success_responses', month());
 
+/** A new user in a new org of 100 geocodes, made through the CLI. */
+async function newMember(): Promise<{ user: string; org: string }> {
+  const user = uniqueName('u');
+  const org = uniqueName('o');
+  await json('user', 'create', user);
+  await json('org', 'create', org);
+  await json('org', 'set-quota', org, 'geocoding', '100');
+  await json('user', 'set-org', user, org);
+  return { user, org };
+}
+
 describe('tollgate on a Redis Cluster (cluster key layout)', () => {
   it('creates and configures users and orgs under the documented key names', async () => {
     const user = uniqueName('u');
@@ -216,12 +227,7 @@ describe('tollgate on a Redis Cluster (cluster key layout)', () => {
   });
 
   it('adjusts usage in the pool\'s slot and repairs garbled scores in every home', async () => {
-    const user = uniqueName('u');
-    const org = uniqueName('o');
-    await json('user', 'create', user);
-    await json('org', 'create', org);
-    await json('org', 'set-quota', org, 'geocoding', '100');
-    await json('user', 'set-org', user, org);
+    const { user, org } = await newMember();
     expect((await gate.tollgate.consume({ user, kind: 'geocoding', cost: 5 })).allowed).toBe(true);
     const adjustment = await json('user', 'adjust-usage', user, 'geocoding', '2', '--reason', 'outage');
     expect(adjustment.keys).toEqual([own(user, org), pool(org)]);
@@ -237,12 +243,7 @@ describe('tollgate on a Redis Cluster (cluster key layout)', () => {
   });
 
   it('deletes a member (member hash and directory entry) and its usage in every home, then its org', async () => {
-    const user = uniqueName('u');
-    const org = uniqueName('o');
-    await json('user', 'create', user);
-    await json('org', 'create', org);
-    await json('org', 'set-quota', org, 'geocoding', '100');
-    await json('user', 'set-org', user, org);
+    const { user, org } = await newMember();
     expect((await gate.tollgate.consume({ user, kind: 'geocoding', cost: 1 })).allowed).toBe(true);
     await gate.client.zadd(own(user, null), '1', '01');
     const refused = await cli('org', 'delete', org);
