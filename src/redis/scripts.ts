@@ -59,10 +59,23 @@ export function defineScripts(client: RedisClient): void {
   }
 }
 
+/** Each client's script commands, bound once rather than on every call. */
+const boundCommands = new WeakMap<RedisClient, Map<string, ScriptCommand>>();
+
 export function commandOf(client: RedisClient, source: ScriptSource): ScriptCommand {
-  const command = (client as unknown as Record<string, ScriptCommand | undefined>)[source.command];
-  if (command === undefined) throw new Error(`script ${source.command} was not defined on this client`);
-  return command.bind(client);
+  let commands = boundCommands.get(client);
+  if (commands === undefined) {
+    commands = new Map();
+    boundCommands.set(client, commands);
+  }
+  let bound = commands.get(source.command);
+  if (bound === undefined) {
+    const command = (client as unknown as Record<string, ScriptCommand | undefined>)[source.command];
+    if (command === undefined) throw new Error(`script ${source.command} was not defined on this client`);
+    bound = command.bind(client);
+    commands.set(source.command, bound);
+  }
+  return bound;
 }
 
 /** A plan flattened for decide.lua once, reused by every call until the account or the day changes. */
@@ -239,18 +252,6 @@ function coalesceWrites(client: RedisClient): void {
   });
 }
 
-/** The decide command bound to each client once, not per call. */
-const decideCommands = new WeakMap<RedisClient, ScriptCommand>();
-
-function decideCommand(client: RedisClient): ScriptCommand {
-  let command = decideCommands.get(client);
-  if (command === undefined) {
-    command = commandOf(client, SCRIPTS.decide);
-    decideCommands.set(client, command);
-  }
-  return command;
-}
-
 /**
  * decide.lua's ARGV[1]: the plan's object closed by the call's own fields. The two share no
  * top-level name (cjson would keep the later one); test/unit/decide-payload.test.ts holds them apart.
@@ -281,7 +282,7 @@ export function runDecide(client: RedisClient, plan: CompiledPlan, call: DecideC
   for (const key of plan.keys) args.push(key);
   args.push(decidePayload(plan, call));
   // Not an async function: the reply is decoded in the command's own continuation, one promise fewer per call.
-  return decideCommand(client)(...args).then(decideReply);
+  return commandOf(client, SCRIPTS.decide)(...args).then(decideReply);
 }
 
 /** Decodes decide.lua's reply with checked types. */
