@@ -40,12 +40,12 @@ const EPOCH_MS = /^[0-9]{1,15}$/;
 
 /**
  * SHA-256 of a string (as UTF-8) as bytes: the one digest helper for keys and tokens. It runs
- * once per guarded request, so it takes the one-shot `crypto.hash` (Node 20.12+) as a latin1
- * string, one byte per character: on Node 20 the `'buffer'` encoding falls back to a Hash
+ * once per guarded request, so it takes the one-shot `crypto.hash` (Node 20.12+) as a 'binary'
+ * (latin1) string, one byte per character: on Node 20 the `'buffer'` encoding falls back to a Hash
  * object and costs three times as much (1.5 against 0.5 µs).
  */
 export function sha256(value: string): Buffer {
-  return Buffer.from(hash('sha256', value, 'latin1'), 'latin1');
+  return Buffer.from(hash('sha256', value, 'binary'), 'binary');
 }
 
 /** Lowercase hex SHA-256 of a string, as stored in the digest fields. */
