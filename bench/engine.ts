@@ -62,6 +62,9 @@ async function measure(admin: Redis, op: (i: number) => Promise<unknown>): Promi
   };
 }
 
+/** Every bench user's config: a quota no run reaches, a cycle starting on the 10th, key `key<u>`. */
+const userFields = (u: number): Record<string, string> => ({ geocoding_quota: '1000000000', period_end_date: '2016-10-10 00:00:00 UTC', map_key: `key${u}` });
+
 /** Users who used the service every day: their cycle's usage sets hold a member a day. */
 const HISTORY_PREFIX = 'bench-history';
 const GEOCODING = quotaKindSpec('geocoding');
@@ -79,7 +82,7 @@ async function writeHistory(admin: Redis): Promise<void> {
   const pipeline = admin.pipeline();
   for (let u = 0; u < USERS; u += 1) {
     const user = `${HISTORY_PREFIX}${u}`;
-    pipeline.hset(`rails:users:${user}`, { geocoding_quota: '1000000000', period_end_date: '2016-10-10 00:00:00 UTC', map_key: `key${u}` });
+    pipeline.hset(`rails:users:${user}`, userFields(u));
     for (const month of months) {
       const yyyymm = month.toISOString().slice(0, 7).replace('-', '');
       const lastDay = month.getUTCMonth() === now.getUTCMonth() ? now.getUTCDate() - 1 : new Date(Date.UTC(month.getUTCFullYear(), month.getUTCMonth() + 1, 0)).getUTCDate();
@@ -102,7 +105,7 @@ async function main(): Promise<void> {
     const day = new Date().toISOString().slice(8, 10);
     const setup = admin.pipeline();
     for (let u = 0; u < USERS; u += 1) {
-      setup.hset(`rails:users:bench${u}`, { geocoding_quota: '1000000000', period_end_date: '2016-10-10 00:00:00 UTC', map_key: `key${u}` });
+      setup.hset(`rails:users:bench${u}`, userFields(u));
     }
     await setup.exec();
     await writeHistory(admin);
