@@ -40,7 +40,7 @@ import { reservationParts, type Owner } from './core/keys.js';
 import { assertName } from './core/names.js';
 import { METRICS, quotaKindSpec, type Metric, type QuotaKind } from './core/quota-kinds.js';
 import { AccountCache, readOrg, serverTimeMs, type CachedAccount } from './redis/accounts.js';
-import { CallDeadlines, isCluster, type RedisClient } from './redis/connection.js';
+import { CallDeadlines, isCluster, neverSent, type RedisClient } from './redis/connection.js';
 import { readSortedSets } from './redis/sorted-sets.js';
 import { NOOP_OBSERVER, type RedisOperation, type TollgateLogger, type TollgateObserver } from './core/observer.js';
 import { observeDecision, observeFailure, observeSettle } from './core/observer.js';
@@ -397,8 +397,10 @@ export class Tollgate {
     } catch (error) {
       // The caller is told Redis was unavailable. If an admission was sent and never answered,
       // it may still have charged: refund it, unless a request id lets the caller's retry
-      // collect that admission instead (then it is charged once and served once).
-      if (error instanceof RedisUnavailableError && requestId === null && unanswered.reservation !== null) {
+      // collect that admission instead (then it is charged once and served once). One the
+      // client refused unsent (no connection, no offline queue) cannot charge: nothing to refund,
+      // and an outage must not pile up a refund per request, each retrying until Redis is back.
+      if (error instanceof RedisUnavailableError && requestId === null && unanswered.reservation !== null && !neverSent(error)) {
         this.#refundUnanswered(unanswered.reservation, unanswered.startedMs);
       }
       throw error;

@@ -16,8 +16,8 @@ import {
 import { BoundedLru } from '../core/lru.js';
 import { assertName } from '../core/names.js';
 import { quotaKindSpec, type QuotaKind } from '../core/quota-kinds.js';
-import { toTollgateError } from '../redis/connection.js';
-import { neverSent, supportsFailOpen } from '../redis/fail-open-support.js';
+import { neverSent, toTollgateError } from '../redis/connection.js';
+import { supportsFailOpen } from '../redis/fail-open-support.js';
 import { Tollgate, type Admission, type ConsumeRequest, type SettleResult } from '../tollgate.js';
 import { LOCAL_ID_PREFIX, LocalJournal, poolKey, type FlushResult, type JournalStats } from './journal.js';
 

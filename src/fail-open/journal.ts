@@ -13,8 +13,7 @@ import {
 import { RedisUnavailableError, ReservationError, TollgateError } from '../core/errors.js';
 import type { QuotaKind } from '../core/quota-kinds.js';
 import { CARTO_LAYOUT, type KeyLayout } from '../core/layout.js';
-import { bounded, toTollgateError } from '../redis/connection.js';
-import { neverSent } from '../redis/fail-open-support.js';
+import { bounded, neverSent, toTollgateError } from '../redis/connection.js';
 import { writeJournalBatch, type JournalWrite } from '../redis/journal-writeback.js';
 import type { Tollgate } from '../tollgate.js';
 

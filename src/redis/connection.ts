@@ -76,6 +76,24 @@ export function toTollgateError(error: unknown): TollgateError {
   return new RedisUnavailableError(`Redis is unavailable: ${message}`, { cause: error });
 }
 
+/** What ioredis says when it refuses a command it has no connection for and no queue to hold it in. */
+const NEVER_SENT = [
+  "Stream isn't writeable and enableOfflineQueue options is false",
+  "Cluster isn't ready and enableOfflineQueue options is false",
+];
+
+/**
+ * True when `error` (or one of its causes) says the command was refused before it was
+ * written to any socket: Redis cannot have run it, now or later. Timeouts and closed
+ * connections are ambiguous and answer false.
+ */
+export function neverSent(error: unknown): boolean {
+  for (let current: unknown = error, depth = 0; current instanceof Error && depth < 5; current = current.cause, depth += 1) {
+    if (NEVER_SENT.includes(current.message)) return true;
+  }
+  return false;
+}
+
 /**
  * Runs a Redis call, rejecting with {@link RedisUnavailableError} if it has not settled
  * within `timeoutMs`. A timed-out write may still reach Redis later: callers that retry
