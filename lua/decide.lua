@@ -64,6 +64,7 @@
   read for this.
 ]]
 
+local byte = string.byte
 local bucketKey = KEYS[1]
 local requestIdKey = KEYS[2]
 local p = cjson.decode(ARGV[1])
@@ -91,7 +92,17 @@ local function sumUsage()
     local today = 0
     for j = 1, #entries, 2 do
       local member = entries[j]
-      local memberDay = tonumber(member)
+      -- A day is one or two digits: "05", or "5" as some CARTO writers left it. Any other member
+      -- is no day and counts nowhere (src/core/cycle.ts dayOfMember is the same rule).
+      local a, b, c = byte(member, 1, 3)
+      local memberDay
+      if a and not c and a >= 48 and a <= 57 then
+        if not b then
+          memberDay = a - 48
+        elseif b >= 48 and b <= 57 then
+          memberDay = (a - 48) * 10 + b - 48
+        end
+      end
       if memberDay and memberDay >= from and memberDay <= to then
         local count = countOf(entries[j + 1])
         if count == nil then return nil, STATUS.BAD_COUNTER, key, member end

@@ -23,7 +23,7 @@ import {
 } from './core/accounting.js';
 import { MAX_API_KEY_LENGTH, apiKeyMatches, sha256, storedApiKeys, type StoredApiKey } from './core/api-keys.js';
 import { CREDIT_FIELDS, MOVING_FIELD, resolveAccount, resolveCreditBudget, resolveOwnerSettings, type Account } from './core/config.js';
-import { billingCycle, dayStartMs, utcDay } from './core/cycle.js';
+import { billingCycle, dayOfMember, dayStartMs, utcDay } from './core/cycle.js';
 import {
   AuthenticationError,
   ConflictError,
@@ -527,8 +527,8 @@ export class Tollgate {
         const flat = results[index];
         if (flat === undefined || flat instanceof Error) throw new InvalidConfigError(read.key, '', 'holds the wrong Redis type');
         for (let i = 0; i < flat.length; i += 2) {
-          const day = Number(flat[i]);
-          if (day >= read.span.fromDay && day <= read.span.toDay) metrics[read.metric] += Number(flat[i + 1]);
+          const day = dayOfMember(flat[i] as string);
+          if (day !== null && day >= read.span.fromDay && day <= read.span.toDay) metrics[read.metric] += Number(flat[i + 1]);
         }
       });
       return {

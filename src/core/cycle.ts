@@ -51,9 +51,21 @@ export function yyyymm(year: number, month: number): string {
   return `${String(year).padStart(4, '0')}${String(month).padStart(2, '0')}`;
 }
 
-/** A day-of-month member as usage sorted sets store it: always two digits. */
+/** A day-of-month member as Tollgate writes it into usage sorted sets: always two digits. */
 export function dayMember(day: number): string {
   return String(day).padStart(2, '0');
+}
+
+const DAY_MEMBER = /^\d\d?$/;
+
+/**
+ * The day a usage sorted set's member stands for, as every reader counts it: one or two digits,
+ * `"05"` as Tollgate and CARTO write it, or `"5"` as some CARTO writers left it (CARTO's own
+ * readers add both). Any other member (`"5.0"`, `" 5"`, `"1e1"`, `""`) is no day: `null`, counted
+ * nowhere. decide.lua applies the same rule; a value outside the cycle's days simply never matches.
+ */
+export function dayOfMember(member: string): number | null {
+  return DAY_MEMBER.test(member) ? Number(member) : null;
 }
 
 function shiftMonth(year: number, month: number, delta: number): { year: number; month: number } {

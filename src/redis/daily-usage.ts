@@ -1,5 +1,5 @@
 // Reads an owner's counted usage day by day over a range of UTC days, for the dashboard's chart.
-import { dayMember, dayStartMs, utcDay, yyyymm } from '../core/cycle.js';
+import { dayOfMember, dayStartMs, utcDay, yyyymm } from '../core/cycle.js';
 import type { Owner } from '../core/keys.js';
 import type { KeyLayout } from '../core/layout.js';
 import type { Metric } from '../core/quota-kinds.js';
@@ -30,10 +30,10 @@ export async function readDailyUsage(
   fromMs: number,
   toMs: number,
 ): Promise<DailyUsage[]> {
-  const days: Array<{ date: string; month: string; member: string }> = [];
+  const days: Array<{ date: string; month: string; day: number }> = [];
   for (let ms = dayStartMs(utcDay(fromMs)); ms <= toMs; ms += DAY_MS) {
     const day = utcDay(ms);
-    days.push({ date: new Date(ms).toISOString().slice(0, 10), month: yyyymm(day.year, day.month), member: dayMember(day.day) });
+    days.push({ date: new Date(ms).toISOString().slice(0, 10), month: yyyymm(day.year, day.month), day: day.day });
   }
   const months = [...new Set(days.map((day) => day.month))];
   const reads = months.flatMap((month) => metrics.map((metric) => ({ month, key: layout.usageKey(owner, home, serviceType, metric, month) })));
@@ -43,9 +43,11 @@ export async function readDailyUsage(
     const value = results[index];
     if (value === undefined || value instanceof Error) return;
     for (let i = 0; i + 1 < value.length; i += 2) {
-      const slot = `${read.month}:${String(value[i])}`;
+      const day = dayOfMember(String(value[i]));
+      if (day === null) continue;
+      const slot = `${read.month}:${day}`;
       totals.set(slot, (totals.get(slot) ?? 0) + Number(value[i + 1]));
     }
   });
-  return days.map((day) => ({ date: day.date, used: totals.get(`${day.month}:${day.member}`) ?? 0 }));
+  return days.map((day) => ({ date: day.date, used: totals.get(`${day.month}:${day.day}`) ?? 0 }));
 }

@@ -2,6 +2,7 @@
 import type { Redis } from 'ioredis';
 import { ORGANIZATION_FIELD } from '../core/config.js';
 import { globLiteral, type Owner } from '../core/keys.js';
+import { dayOfMember } from '../core/cycle.js';
 import { CARTO_LAYOUT, type KeyLayout } from '../core/layout.js';
 import { nameProblem } from '../core/names.js';
 import { ERROR_CODES, InvalidInputError, UnexpectedReplyError } from '../core/errors.js';
@@ -92,8 +93,9 @@ export async function* orgMembers(client: RedisClient, org: string, layout: KeyL
 }
 
 /**
- * Each key's sorted set as `[member, score]` pairs, members as numbers (days), read with one
- * pipeline on `node`. A key of another type is not a usage counter and reads as empty.
+ * Each key's sorted set as `[day, count]` pairs, one per day, read with one pipeline on `node`.
+ * Members are read as days by `dayOfMember`: `"05"` and `"5"` add up, a member that is no day
+ * is left out. A key of another type is not a usage counter and reads as empty.
  */
 export async function readSortedSets(node: Redis, keys: readonly string[]): Promise<Array<Array<[number, number]>>> {
   const pipeline = node.pipeline();
@@ -111,9 +113,12 @@ export async function readSortedSets(node: Redis, keys: readonly string[]): Prom
       throw toTollgateError(error);
     }
     if (!Array.isArray(value)) throw new UnexpectedReplyError('ZRANGE: unexpected reply');
-    const entries: Array<[number, number]> = [];
-    for (let i = 0; i + 1 < value.length; i += 2) entries.push([Number(value[i]), Number(value[i + 1])]);
-    return entries;
+    const days = new Map<number, number>();
+    for (let i = 0; i + 1 < value.length; i += 2) {
+      const day = dayOfMember(String(value[i]));
+      if (day !== null) days.set(day, (days.get(day) ?? 0) + Number(value[i + 1]));
+    }
+    return [...days];
   });
 }
 
