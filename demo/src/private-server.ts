@@ -7,6 +7,8 @@ import { Redis } from 'ioredis';
 export interface PrivateRedis {
   readonly url: string;
   readonly port: number;
+  /** The process started: redis-server, or the `wrapper` running it. */
+  readonly pid: number | undefined;
   /** Stops the server (SIGTERM) and resolves once it has exited. */
   stop(): Promise<void>;
 }
@@ -21,6 +23,8 @@ export interface PrivateRedisOptions {
   readonly args?: readonly string[];
   /** How long to wait for the server to answer. Default 10 s. */
   readonly readyTimeoutMs?: number;
+  /** A command to run redis-server under, with its arguments (`['valgrind', '--tool=callgrind']`). Default none. */
+  readonly wrapper?: readonly string[];
 }
 
 /** A free TCP port on loopback: the OS picks one, released just before redis-server binds it. */
@@ -72,12 +76,13 @@ export async function startPrivateRedis(options: PrivateRedisOptions = {}): Prom
   for (let attempt = 0; attempt < attempts; attempt += 1) {
     const port = options.port ?? (await freePort());
     const args = ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', ...(options.args ?? [])];
-    const child = spawn(options.binary ?? 'redis-server', args, { stdio: 'ignore' });
+    const [command, ...commandArgs] = [...(options.wrapper ?? []), options.binary ?? 'redis-server', ...args] as [string, ...string[]];
+    const child = spawn(command, commandArgs, { stdio: 'ignore' });
     child.once('error', () => undefined); // a missing binary shows as an exit code below
     const url = `redis://127.0.0.1:${port}`;
     const started = Date.now();
     while (Date.now() - started < deadlineMs && child.exitCode === null && child.signalCode === null) {
-      if (await redisAnswers(url, 200)) return { url, port, stop: () => stopChild(child) };
+      if (await redisAnswers(url, 200)) return { url, port, pid: child.pid, stop: () => stopChild(child) };
       await new Promise((resolve) => setTimeout(resolve, 50));
     }
     await stopChild(child);
