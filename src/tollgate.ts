@@ -45,7 +45,7 @@ import { readSortedSets } from './redis/sorted-sets.js';
 import { NOOP_OBSERVER, type RedisOperation, type TollgateLogger, type TollgateObserver } from './core/observer.js';
 import { observeDecision, observeFailure, observeSettle } from './core/observer.js';
 import { defaultLogger } from './observability/logging.js';
-import { watchConnection } from './redis/watch.js';
+import { ReadyWait, watchConnection } from './redis/watch.js';
 import { ReservationIds, SettleBatcher } from './redis/reservations.js';
 import { compileDecidePlan, defineScripts, runDecide, type CompiledPlan, type DecideReply } from './redis/scripts.js';
 import { CLUSTER_NEEDS_LAYOUT, clientFor, isClusterOption, redisOption } from './redis/topology.js';
@@ -321,6 +321,8 @@ export class Tollgate {
   readonly #logger: TollgateLogger;
   /** Refunds of admissions whose answer was lost, still running. */
   readonly #refunds = new Set<Promise<void>>();
+  /** What refunds wait on while the connection is down, instead of polling. */
+  readonly #readyWait: ReadyWait;
   #closing = false;
 
   constructor(options: TollgateOptions) {
@@ -336,6 +338,7 @@ export class Tollgate {
     this.#accounts = new AccountCache(this.#client, parsed.data.configCacheMs, parsed.data.configCacheMaxUsers, this.#layout);
     this.#ids = new ReservationIds(parsed.data.reservationTtlMs, this.#layout);
     this.#settler = new SettleBatcher(this.#client);
+    this.#readyWait = new ReadyWait(this.#client);
     this.#deadlines = new CallDeadlines(parsed.data.timeoutMs);
     this.#observer = parsed.data.observer ?? NOOP_OBSERVER;
     this.#logger = parsed.data.logger ?? defaultLogger();
@@ -551,14 +554,16 @@ export class Tollgate {
    */
   async close(): Promise<void> {
     this.#closing = true;
+    this.#readyWait.release();
     await Promise.allSettled([...this.#refunds]);
     if (this.#ownsClient) await this.#client.quit().catch(() => this.#client.disconnect());
   }
 
   /**
-   * Settles an admission whose answer was lost as `failed`, retrying while Redis is away.
-   * It first waits out the caller's deadline: past it decide.lua refuses to charge, so no
-   * copy of the admission (a re-send after reconnecting) can land after this refund.
+   * Settles an admission whose answer was lost as `failed`, retrying while Redis is away
+   * (while disconnected it waits for the connection rather than polling). It first waits out
+   * the caller's deadline: past it decide.lua refuses to charge, so no copy of the admission
+   * (a re-send after reconnecting) can land after this refund.
    */
   #refundUnanswered(reservation: Reservation, startedMs: number): void {
     const refund = (async () => {
@@ -574,8 +579,15 @@ export class Tollgate {
           if (!(error instanceof RedisUnavailableError)) return;
         }
         if (this.#closing || Date.now() >= giveUpAt) return;
-        await sleep(pauseMs);
-        pauseMs = Math.min(pauseMs * 2, 5000);
+        if (this.#readyWait.ready) {
+          // Connected, yet unanswered (a slow or busy server): again after a growing pause.
+          await sleep(pauseMs);
+          pauseMs = Math.min(pauseMs * 2, 5000);
+        } else {
+          // Disconnected: wait for the connection to be back, one listener for every refund, and
+          // go together (the settles of one moment share a script call) instead of polling an outage.
+          await this.#readyWait.wait(giveUpAt - Date.now());
+        }
       }
     })();
     this.#refunds.add(refund);

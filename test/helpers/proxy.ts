@@ -8,6 +8,8 @@ export interface LossyProxy {
   dropReplies(on: boolean): void;
   /** Closes every client connection (clients see a reset and reconnect). */
   cutConnections(): void;
+  /** While on, Redis is away: connections are cut and new ones closed at once. */
+  refuseConnections(on: boolean): void;
   close(): Promise<void>;
 }
 
@@ -16,8 +18,13 @@ export async function startLossyProxy(targetUrl: string): Promise<LossyProxy> {
   const target = new URL(targetUrl);
   const targetPort = Number(target.port || 6379);
   let dropping = false;
+  let refusing = false;
   const pairs = new Set<[Socket, Socket]>();
   const server = createServer((client) => {
+    if (refusing) {
+      client.destroy();
+      return;
+    }
     const upstream = new Socket();
     const pair: [Socket, Socket] = [client, upstream];
     pairs.add(pair);
@@ -34,6 +41,13 @@ export async function startLossyProxy(targetUrl: string): Promise<LossyProxy> {
     client.on('close', close).on('error', close);
     upstream.on('close', close).on('error', close);
   });
+  const cutConnections = (): void => {
+    for (const [client, upstream] of pairs) {
+      client.destroy();
+      upstream.destroy();
+    }
+    pairs.clear();
+  };
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const { port } = server.address() as AddressInfo;
   return {
@@ -41,18 +55,13 @@ export async function startLossyProxy(targetUrl: string): Promise<LossyProxy> {
     dropReplies: (on) => {
       dropping = on;
     },
-    cutConnections: () => {
-      for (const [client, upstream] of pairs) {
-        client.destroy();
-        upstream.destroy();
-      }
-      pairs.clear();
+    cutConnections,
+    refuseConnections: (on) => {
+      refusing = on;
+      if (on) cutConnections();
     },
     close: async () => {
-      for (const [client, upstream] of pairs) {
-        client.destroy();
-        upstream.destroy();
-      }
+      cutConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
     },
   };

@@ -1,7 +1,7 @@
 // Lost replies: a consume whose answer never arrives is not left charged while the caller was told "unavailable".
 import { Redis } from 'ioredis';
 import { describe, expect, it, vi } from 'vitest';
-import { RedisUnavailableError, Tollgate } from '../../src/index.js';
+import { NOOP_OBSERVER, RedisUnavailableError, Tollgate, type TollgateObserver } from '../../src/index.js';
 import { useNames, writeUser } from '../helpers/fixtures.js';
 import { startLossyProxy } from '../helpers/proxy.js';
 import { useTestRedis } from '../helpers/redis.js';
@@ -15,12 +15,14 @@ const count = async (user: string, metric: string): Promise<number> => {
 };
 
 /** A Tollgate talking to the test Redis through a proxy that can lose replies; its config cached. */
-async function lossyTollgate(): Promise<{ gate: Tollgate; proxy: Awaited<ReturnType<typeof startLossyProxy>>; done: () => Promise<void> }> {
+async function lossyTollgate(
+  observer: TollgateObserver = NOOP_OBSERVER,
+): Promise<{ gate: Tollgate; proxy: Awaited<ReturnType<typeof startLossyProxy>>; done: () => Promise<void> }> {
   const proxy = await startLossyProxy(redis.url());
   // A client with ioredis defaults, as a host app would pass one: it re-sends unanswered commands on reconnect.
   const connection = new Redis(proxy.url);
   connection.on('error', () => undefined);
-  const gate = new Tollgate({ redis: connection, timeoutMs: 300, configCacheMs: 60_000 });
+  const gate = new Tollgate({ redis: connection, timeoutMs: 300, configCacheMs: 60_000, observer });
   return {
     gate,
     proxy,
@@ -53,6 +55,69 @@ describe('a consume whose reply is lost', () => {
     } finally {
       await done();
     }
+  });
+
+  it('is refunded once Redis is back without polling it meanwhile: one attempt while it is away', async () => {
+    const user = name('u');
+    await writeUser(redis.client(), user, { geocoding_quota: '10' });
+    const settleFailures: string[] = [];
+    const observer: TollgateObserver = {
+      ...NOOP_OBSERVER,
+      redisError: (event) => {
+        if (event.operation === 'settle') settleFailures.push(event.reason);
+      },
+    };
+    const { gate, proxy, done } = await lossyTollgate(observer);
+    try {
+      await gate.consume({ user, kind: 'geocoding' });
+      proxy.dropReplies(true);
+      const lost = await gate.consume({ user, kind: 'geocoding' }).catch((error: unknown) => error);
+      expect(lost).toBeInstanceOf(RedisUnavailableError);
+      // Redis goes away. The refund's first attempt fails...
+      proxy.dropReplies(false);
+      proxy.refuseConnections(true);
+      await vi.waitFor(() => expect(settleFailures).toHaveLength(1), { timeout: 5_000, interval: 20 });
+      // ...and then it waits for the connection: polling would have tried again after 100, 200 and 400 ms.
+      await new Promise((resolve) => setTimeout(resolve, 1_000));
+      expect(settleFailures).toHaveLength(1);
+      proxy.refuseConnections(false);
+      await vi.waitFor(async () => expect(await count(user, 'failed_responses')).toBe(1), { timeout: 10_000, interval: 50 });
+      expect(await count(user, 'success_responses')).toBe(1);
+      expect(await count(user, 'total_requests')).toBe(2);
+    } finally {
+      await done();
+    }
+    // Once, though both the attempt queued while Redis was away and the refund's retry reached it.
+    expect(await count(user, 'failed_responses')).toBe(1);
+  });
+
+  it('close() ends a refund waiting for Redis: one more attempt, and the charge stays', async () => {
+    const user = name('u');
+    await writeUser(redis.client(), user, { geocoding_quota: '10' });
+    const settleFailures: string[] = [];
+    const observer: TollgateObserver = {
+      ...NOOP_OBSERVER,
+      redisError: (event) => {
+        if (event.operation === 'settle') settleFailures.push(event.reason);
+      },
+    };
+    const { gate, proxy, done } = await lossyTollgate(observer);
+    try {
+      await gate.consume({ user, kind: 'geocoding' });
+      proxy.dropReplies(true);
+      await expect(gate.consume({ user, kind: 'geocoding' })).rejects.toBeInstanceOf(RedisUnavailableError);
+      proxy.dropReplies(false);
+      proxy.refuseConnections(true);
+      await vi.waitFor(() => expect(settleFailures).toHaveLength(1), { timeout: 5_000, interval: 20 });
+      // The refund would wait up to the settle window (5 minutes) for Redis; close() releases it.
+      await gate.close();
+      expect(settleFailures).toHaveLength(2);
+    } finally {
+      await done();
+    }
+    // Never refunded: charged, which never lets usage pass a quota.
+    expect(await count(user, 'success_responses')).toBe(2);
+    expect(await count(user, 'failed_responses')).toBe(0);
   });
 
   it('with a request id stays charged: the retry gets the original admission instead', async () => {
