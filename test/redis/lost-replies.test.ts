@@ -34,6 +34,36 @@ async function lossyTollgate(
   };
 }
 
+/**
+ * A user's second consume charged but lost its reply; then Redis went away (the proxy refuses
+ * connections) until the refund's first attempt failed. `settleFailures` lists every settle
+ * attempt that failed, as the observer saw it.
+ */
+async function refundDuringOutage(): Promise<Awaited<ReturnType<typeof lossyTollgate>> & { user: string; settleFailures: string[] }> {
+  const user = name('u');
+  await writeUser(redis.client(), user, { geocoding_quota: '10' });
+  const settleFailures: string[] = [];
+  const observer: TollgateObserver = {
+    ...NOOP_OBSERVER,
+    redisError: (event) => {
+      if (event.operation === 'settle') settleFailures.push(event.reason);
+    },
+  };
+  const lossy = await lossyTollgate(observer);
+  try {
+    await lossy.gate.consume({ user, kind: 'geocoding' });
+    lossy.proxy.dropReplies(true);
+    await expect(lossy.gate.consume({ user, kind: 'geocoding' })).rejects.toBeInstanceOf(RedisUnavailableError);
+    lossy.proxy.dropReplies(false);
+    lossy.proxy.refuseConnections(true);
+    await vi.waitFor(() => expect(settleFailures).toHaveLength(1), { timeout: 5_000, interval: 20 });
+  } catch (error) {
+    await lossy.done();
+    throw error;
+  }
+  return { ...lossy, user, settleFailures };
+}
+
 describe('a consume whose reply is lost', () => {
   it('is refunded once Redis is reachable again: answered "unavailable" means not charged', async () => {
     const user = name('u');
@@ -58,26 +88,10 @@ describe('a consume whose reply is lost', () => {
   });
 
   it('is refunded once Redis is back without polling it meanwhile: one attempt while it is away', async () => {
-    const user = name('u');
-    await writeUser(redis.client(), user, { geocoding_quota: '10' });
-    const settleFailures: string[] = [];
-    const observer: TollgateObserver = {
-      ...NOOP_OBSERVER,
-      redisError: (event) => {
-        if (event.operation === 'settle') settleFailures.push(event.reason);
-      },
-    };
-    const { gate, proxy, done } = await lossyTollgate(observer);
+    const { user, settleFailures, proxy, done } = await refundDuringOutage();
     try {
-      await gate.consume({ user, kind: 'geocoding' });
-      proxy.dropReplies(true);
-      const lost = await gate.consume({ user, kind: 'geocoding' }).catch((error: unknown) => error);
-      expect(lost).toBeInstanceOf(RedisUnavailableError);
-      // Redis goes away. The refund's first attempt fails...
-      proxy.dropReplies(false);
-      proxy.refuseConnections(true);
-      await vi.waitFor(() => expect(settleFailures).toHaveLength(1), { timeout: 5_000, interval: 20 });
-      // ...and then it waits for the connection: polling would have tried again after 100, 200 and 400 ms.
+      // The refund's first attempt failed; then it waits for the connection: polling would have
+      // tried again after 100, 200 and 400 ms.
       await new Promise((resolve) => setTimeout(resolve, 1_000));
       expect(settleFailures).toHaveLength(1);
       proxy.refuseConnections(false);
@@ -92,23 +106,8 @@ describe('a consume whose reply is lost', () => {
   });
 
   it('close() ends a refund waiting for Redis: one more attempt, and the charge stays', async () => {
-    const user = name('u');
-    await writeUser(redis.client(), user, { geocoding_quota: '10' });
-    const settleFailures: string[] = [];
-    const observer: TollgateObserver = {
-      ...NOOP_OBSERVER,
-      redisError: (event) => {
-        if (event.operation === 'settle') settleFailures.push(event.reason);
-      },
-    };
-    const { gate, proxy, done } = await lossyTollgate(observer);
+    const { user, settleFailures, gate, done } = await refundDuringOutage();
     try {
-      await gate.consume({ user, kind: 'geocoding' });
-      proxy.dropReplies(true);
-      await expect(gate.consume({ user, kind: 'geocoding' })).rejects.toBeInstanceOf(RedisUnavailableError);
-      proxy.dropReplies(false);
-      proxy.refuseConnections(true);
-      await vi.waitFor(() => expect(settleFailures).toHaveLength(1), { timeout: 5_000, interval: 20 });
       // The refund would wait up to the settle window (5 minutes) for Redis; close() releases it.
       await gate.close();
       expect(settleFailures).toHaveLength(2);
