@@ -1,6 +1,6 @@
 // The engine while a Redis Cluster changes under load: a pool's slot migrated to another master (MOVED, ASK, TRYAGAIN), a pool's master killed (replica promoted), another master killed during races.
 import type { Cluster, ClusterOptions } from 'ioredis';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { ERROR_CODES, Tollgate, TollgateError, type Admission, type Outcome, type Reservation } from '../../src/index.js';
 import { CLUSTER_LAYOUT } from '../../src/core/layout.js';
 import type { Metric } from '../../src/core/quota-kinds.js';
@@ -47,6 +47,24 @@ async function gate(timeoutMs: number, options: { configCacheMs?: number; client
   const tollgate = new Tollgate({ redis: client, keyLayout: 'cluster', clock: () => NOW, timeoutMs, configCacheMs: options.configCacheMs });
   gates.push(tollgate);
   return tollgate;
+}
+
+/**
+ * The master `pick` names and a replica of it whose link is up. On a loaded machine a replica's
+ * link can be down, or a node flagged as possibly failing (2 s node timeout), for a moment: wait
+ * for a pair rather than fail on that moment.
+ */
+async function inSyncPair(pick: () => Promise<RedisProcess | undefined>): Promise<{ victim: RedisProcess; replica: RedisProcess }> {
+  return vi.waitFor(
+    async () => {
+      const victim = await pick();
+      expect(victim).toBeDefined();
+      const [replica] = await ops.replicasOf(victim as RedisProcess);
+      expect(replica).toBeDefined();
+      return { victim: victim as RedisProcess, replica: replica as RedisProcess };
+    },
+    { timeout: 20_000, interval: 200 },
+  );
 }
 
 /** An org with members (member hashes in the org's slot, directory entries in each user's own). */
@@ -356,9 +374,7 @@ describe('the master of a pool killed under load', () => {
     const members = Array.from({ length: 4 }, () => uniqueName('m'));
     await seedOrg(org, members, QUOTA);
     const slot = await ops.slotOf(`{org:${org}}`);
-    const victim = await ops.masterOf(slot);
-    const [replica] = await ops.replicasOf(victim);
-    expect(replica).toBeDefined();
+    const { victim, replica } = await inSyncPair(() => ops.masterOf(slot));
     const load = await gate(2000);
 
     let served = 0;
@@ -457,11 +473,10 @@ describe('another master killed during races', () => {
     for (const node of cluster().nodes) {
       if (node.running()) await command(node.port, 'CONFIG', 'SET', 'cluster-require-full-coverage', fullCoverage);
     }
-    const masters = await ops.masters();
-    let victim: RedisProcess | undefined;
-    for (const master of masters) if ((await ops.replicasOf(master)).length > 0) victim = master;
-    expect(victim).toBeDefined();
-    const dead = victim as RedisProcess;
+    const { victim: dead } = await inSyncPair(async () => {
+      for (const master of await ops.masters()) if ((await ops.replicasOf(master)).length > 0) return master;
+      return undefined;
+    });
     // A slot the victim serves: to wait on until its replica has taken over.
     const victimSlot = await (async () => {
       for (;;) {
