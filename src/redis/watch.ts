@@ -18,15 +18,13 @@ export function watchConnection(client: RedisClient, observer: TollgateObserver)
 /**
  * Lets any number of callers wait for a client to be connected again with one `ready` listener
  * between them: refunds that would otherwise poll a Redis that is away, each on its own timer.
+ * A wait holds nothing once it has ended (no reaction left on a long-lived promise).
  */
 export class ReadyWait {
   readonly #client: RedisClient;
-  #ready: Promise<void> | null = null;
+  readonly #waiters = new Set<() => void>();
+  #listening = false;
   #released = false;
-  #release: () => void = () => undefined;
-  readonly #releasedPromise = new Promise<void>((resolve) => {
-    this.#release = resolve;
-  });
 
   constructor(client: RedisClient) {
     this.#client = client;
@@ -40,23 +38,32 @@ export class ReadyWait {
   /** Resolves when the client is ready (at once if it is), after `maxMs`, or on {@link release}. */
   wait(maxMs: number): Promise<void> {
     if (this.ready || this.#released) return Promise.resolve();
-    this.#ready ??= new Promise<void>((resolve) => {
-      this.#client.once('ready', () => {
-        this.#ready = null;
+    return new Promise<void>((resolve) => {
+      const done = (): void => {
+        clearTimeout(timer);
+        this.#waiters.delete(done);
         resolve();
-      });
-    });
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<void>((resolve) => {
-      timer = setTimeout(resolve, Math.max(0, maxMs));
+      };
+      const timer = setTimeout(done, Math.max(0, maxMs));
       timer.unref();
+      this.#waiters.add(done);
+      if (!this.#listening) {
+        this.#listening = true;
+        this.#client.once('ready', () => {
+          this.#listening = false;
+          this.#wakeAll();
+        });
+      }
     });
-    return Promise.race([this.#ready, timeout, this.#releasedPromise]).finally(() => clearTimeout(timer));
   }
 
   /** Ends every wait now and makes later ones return at once (the owner is closing). */
   release(): void {
     this.#released = true;
-    this.#release();
+    this.#wakeAll();
+  }
+
+  #wakeAll(): void {
+    for (const done of [...this.#waiters]) done();
   }
 }

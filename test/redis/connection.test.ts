@@ -1,8 +1,9 @@
 // Connections: a Redis that is down or stalled gives a typed error within the timeout, never a hang; the server clock rules.
 import { Redis, ReplyError } from 'ioredis';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { ERROR_CODES, InvalidInputError, RedisUnavailableError, Tollgate } from '../../src/index.js';
 import { toTollgateError } from '../../src/redis/connection.js';
+import { ReadyWait } from '../../src/redis/watch.js';
 import { useNames, writeUser } from '../helpers/fixtures.js';
 import { freePort, useTestRedis } from '../helpers/redis.js';
 
@@ -97,6 +98,38 @@ describe('Redis refusals', () => {
   it('any other refusal is ERR_TOLLGATE_UNEXPECTED_REPLY (a bug), even one that starts like a redirection', () => {
     for (const message of ['ERR unknown command', 'MOVEDX 1 2', 'ASKING is not allowed here']) {
       expect(toTollgateError(new ReplyError(message))).toMatchObject({ code: ERROR_CODES.unexpectedReply });
+    }
+  });
+});
+
+describe('ReadyWait', () => {
+  it('lets many wait for the connection with one listener, wakes them all when it is ready, and releases on close', async () => {
+    const client = new Redis(redis.url(), { lazyConnect: true });
+    client.on('error', () => undefined);
+    const ready = new ReadyWait(client);
+    try {
+      expect(ready.ready).toBe(false);
+      const before = client.listenerCount('ready');
+      let woken = 0;
+      const waits = Array.from({ length: 100 }, () => ready.wait(60_000).then(() => void (woken += 1)));
+      expect(client.listenerCount('ready')).toBe(before + 1);
+      await client.connect();
+      await Promise.all(waits);
+      expect(woken).toBe(100);
+      // Connected: a wait ends at once.
+      await ready.wait(60_000);
+
+      client.disconnect();
+      await vi.waitFor(() => expect(ready.ready).toBe(false));
+      // Disconnected: a wait ends at its time limit...
+      await ready.wait(20);
+      // ...or on release, and every later one at once.
+      const held = ready.wait(60_000);
+      ready.release();
+      await held;
+      await ready.wait(60_000);
+    } finally {
+      client.disconnect();
     }
   });
 });
