@@ -323,6 +323,8 @@ export class Tollgate {
   readonly #refunds = new Set<Promise<void>>();
   /** What refunds wait on while the connection is down, instead of polling. */
   readonly #readyWait: ReadyWait;
+  /** Removes the connection listeners this Tollgate added to its client. */
+  readonly #unwatch: () => void;
   #closing = false;
 
   constructor(options: TollgateOptions) {
@@ -342,7 +344,7 @@ export class Tollgate {
     this.#deadlines = new CallDeadlines(parsed.data.timeoutMs);
     this.#observer = parsed.data.observer ?? NOOP_OBSERVER;
     this.#logger = parsed.data.logger ?? defaultLogger();
-    watchConnection(this.#client, this.#observer);
+    this.#unwatch = watchConnection(this.#client, this.#observer);
   }
 
   /** The observer given at construction (a no-op by default); the guards report to it too. */
@@ -556,6 +558,7 @@ export class Tollgate {
     this.#closing = true;
     this.#readyWait.release();
     await Promise.allSettled([...this.#refunds]);
+    this.#unwatch();
     if (this.#ownsClient) await this.#client.quit().catch(() => this.#client.disconnect());
   }
 

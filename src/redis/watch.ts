@@ -2,17 +2,46 @@
 import type { TollgateObserver } from '../core/observer.js';
 import type { RedisClient } from './connection.js';
 
+/** Per client: the observers watching it (one entry per watch: an observer may watch twice), and how to stop. */
+const watched = new WeakMap<RedisClient, { readonly entries: Set<{ readonly observer: TollgateObserver }>; readonly stop: () => void }>();
+
 /**
  * Reports connection errors (`error` events, one per failed reconnect) and the connection
  * becoming ready again. With this listener ioredis no longer prints
  * `[ioredis] Unhandled error event` to stderr; the observer decides what to log (the
- * logging observer: one line when Redis goes away, one when it is back).
+ * logging observer: one line when Redis goes away, one when it is back). However many
+ * Tollgates share a client, it gets one listener per event, removed once the last of them
+ * calls the function returned here (so a closed Tollgate leaves nothing on a client it was given).
  */
-export function watchConnection(client: RedisClient, observer: TollgateObserver): void {
-  client.on('error', (error: unknown) => {
-    observer.redisError({ operation: 'connection', reason: 'unavailable', message: error instanceof Error ? error.message : String(error) });
-  });
-  client.on('ready', () => observer.redisUp());
+export function watchConnection(client: RedisClient, observer: TollgateObserver): () => void {
+  let watch = watched.get(client);
+  if (watch === undefined) {
+    const entries = new Set<{ readonly observer: TollgateObserver }>();
+    const onError = (error: unknown): void => {
+      const message = error instanceof Error ? error.message : String(error);
+      for (const entry of entries) entry.observer.redisError({ operation: 'connection', reason: 'unavailable', message });
+    };
+    const onReady = (): void => {
+      for (const entry of entries) entry.observer.redisUp();
+    };
+    client.on('error', onError);
+    client.on('ready', onReady);
+    watch = {
+      entries,
+      stop: () => {
+        client.off('error', onError);
+        client.off('ready', onReady);
+        watched.delete(client);
+      },
+    };
+    watched.set(client, watch);
+  }
+  const { entries, stop } = watch;
+  const entry = { observer };
+  entries.add(entry);
+  return () => {
+    if (entries.delete(entry) && entries.size === 0) stop();
+  };
 }
 
 /**
@@ -23,6 +52,10 @@ export function watchConnection(client: RedisClient, observer: TollgateObserver)
 export class ReadyWait {
   readonly #client: RedisClient;
   readonly #waiters = new Set<() => void>();
+  readonly #onReady = (): void => {
+    this.#listening = false;
+    this.#wakeAll();
+  };
   #listening = false;
   #released = false;
 
@@ -49,17 +82,16 @@ export class ReadyWait {
       this.#waiters.add(done);
       if (!this.#listening) {
         this.#listening = true;
-        this.#client.once('ready', () => {
-          this.#listening = false;
-          this.#wakeAll();
-        });
+        this.#client.once('ready', this.#onReady);
       }
     });
   }
 
-  /** Ends every wait now and makes later ones return at once (the owner is closing). */
+  /** Ends every wait now, makes later ones return at once and stops listening (the owner is closing). */
   release(): void {
     this.#released = true;
+    if (this.#listening) this.#client.off('ready', this.#onReady);
+    this.#listening = false;
     this.#wakeAll();
   }
 

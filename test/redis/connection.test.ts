@@ -1,7 +1,7 @@
 // Connections: a Redis that is down or stalled gives a typed error within the timeout, never a hang; the server clock rules.
 import { Redis, ReplyError } from 'ioredis';
 import { describe, expect, it, vi } from 'vitest';
-import { ERROR_CODES, InvalidInputError, RedisUnavailableError, Tollgate } from '../../src/index.js';
+import { ERROR_CODES, InvalidInputError, NOOP_OBSERVER, RedisUnavailableError, Tollgate, type TollgateObserver } from '../../src/index.js';
 import { toTollgateError } from '../../src/redis/connection.js';
 import { ReadyWait } from '../../src/redis/watch.js';
 import { useNames, writeUser } from '../helpers/fixtures.js';
@@ -102,7 +102,44 @@ describe('Redis refusals', () => {
   });
 });
 
-describe('ReadyWait', () => {
+describe('listeners on a shared client', () => {
+  it('Tollgates sharing a client add one listener per event between them, and the last closed removes it', async () => {
+    const client = new Redis(redis.url());
+    client.on('error', () => undefined);
+    try {
+      const count = (): number[] => ['error', 'ready', 'close', 'end'].map((event) => client.listenerCount(event));
+      const before = count();
+      const gates = Array.from({ length: 20 }, () => new Tollgate({ redis: client }));
+      // One listener each for errors and for the connection coming back, however many share it.
+      expect(count()).toEqual([before[0]! + 1, before[1]! + 1, before[2], before[3]]);
+      await Promise.all(gates.slice(1).map((gate) => gate.close()));
+      expect(count()).toEqual([before[0]! + 1, before[1]! + 1, before[2], before[3]]);
+      await gates[0]!.close();
+      expect(count()).toEqual(before);
+    } finally {
+      client.disconnect();
+    }
+  });
+
+  it('each Tollgate on a shared client hears its connection errors until it is closed', async () => {
+    const client = new Redis(redis.url());
+    client.on('error', () => undefined);
+    const heard: string[] = [];
+    const observer = (who: string): TollgateObserver => ({ ...NOOP_OBSERVER, redisError: (event) => heard.push(`${who}: ${event.operation} ${event.message}`) });
+    const first = new Tollgate({ redis: client, observer: observer('first') });
+    const second = new Tollgate({ redis: client, observer: observer('second') });
+    try {
+      client.emit('error', new Error('connect ECONNREFUSED'));
+      await first.close();
+      client.emit('error', new Error('connect ETIMEDOUT'));
+      expect(heard).toEqual(['first: connection connect ECONNREFUSED', 'second: connection connect ECONNREFUSED', 'second: connection connect ETIMEDOUT']);
+    } finally {
+      await second.close();
+      client.disconnect();
+    }
+  });
+
+
   it('lets many wait for the connection with one listener, wakes them all when it is ready, and releases on close', async () => {
     const client = new Redis(redis.url(), { lazyConnect: true });
     client.on('error', () => undefined);
