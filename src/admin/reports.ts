@@ -4,7 +4,7 @@ import { Readable, type Writable } from 'node:stream';
 import { stringify } from 'csv-stringify';
 import { parseDateInput, parseOrganization, parsePeriodEndDay, PERIOD_END_DATE_FIELD, type RawHash } from '../core/config.js';
 import { billingCycle, daysInMonth, dayMember, dayStartMs, utcDay, yyyymm, type CalendarDay } from '../core/cycle.js';
-import { ERROR_CODES, InvalidInputError, NotFoundError } from '../core/errors.js';
+import { ConflictError, ERROR_CODES, InvalidInputError, NotFoundError } from '../core/errors.js';
 import type { Owner, OwnerType } from '../core/keys.js';
 import { CARTO_LAYOUT, type KeyLayout } from '../core/layout.js';
 import { assertName } from '../core/names.js';
@@ -13,7 +13,7 @@ import type { RedisClient } from '../redis/connection.js';
 import { parseMonth, parseTimeFrame, TIME_FRAMES, toCredits, type TimeFrame } from './inputs.js';
 import { readHash } from '../redis/accounts.js';
 import { homeUsagePattern, readHome } from '../redis/homes.js';
-import { orgMembers, readSortedSets, scanBatches } from '../redis/scan.js';
+import { orgMembers, readSortedSets, scanBatches, slotAssignment } from '../redis/scan.js';
 
 /** A report metric: a CARTO counter, or `used`, the day's counted units (what the quota and the credits are about). */
 export type ReportMetric = Metric | 'used';
@@ -186,6 +186,11 @@ export async function* reportRows(client: RedisClient, plan: ReportPlan, options
   const target = plan.target;
   const layout = options.layout ?? CARTO_LAYOUT;
   const cluster = layout.name === 'cluster';
+  // On a Redis Cluster the walk goes master by master: a slot moving meanwhile could hide keys or show them twice.
+  const slots = await slotAssignment(client);
+  if (slots?.moving === true) {
+    throw new ConflictError(ERROR_CODES.concurrentChange, 'a hash slot is being moved between masters: a report now could miss keys or count them twice; run it once the reshard is done');
+  }
   const walks: Walk[] = [];
   if ('user' in target) {
     await readHome(client, layout, target.user);
@@ -275,6 +280,9 @@ export async function* reportRows(client: RedisClient, plan: ReportPlan, options
         }
       }
     }
+  }
+  if (slots !== null && (await slotAssignment(client))?.fingerprint !== slots.fingerprint) {
+    throw new ConflictError(ERROR_CODES.concurrentChange, 'hash slots moved between masters while the report was read: it could miss keys or count them twice; run it again');
   }
 }
 

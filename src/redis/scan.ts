@@ -122,6 +122,45 @@ export async function readSortedSets(node: Redis, keys: readonly string[]): Prom
   });
 }
 
+/** Which master serves which slots, as the masters say it, and whether a slot is on the move. */
+export interface SlotAssignment {
+  /** Each master's id and slot ranges (migration markers included), one line a master, sorted. */
+  readonly fingerprint: string;
+  /** Whether a master reports a slot it is migrating out or importing. */
+  readonly moving: boolean;
+}
+
+/** `[1234->-<id>]` (migrating out) or `[1234-<-<id>]` (importing) in a master's own CLUSTER NODES line. */
+const MIGRATION_MARKER = /\[\d+-[<>]-/;
+
+/**
+ * The slot assignment of a cluster, each master's own CLUSTER NODES line (only a node's own line
+ * shows the slots it is migrating or importing); `null` on a single Redis. Equal before and after
+ * a walk over every master means no key moved between masters while it ran: a SCAN of one master
+ * after another can otherwise miss a key that moved to a master already walked, or meet it twice.
+ */
+export async function slotAssignment(client: RedisClient): Promise<SlotAssignment | null> {
+  if (!isCluster(client)) return null;
+  const masters = await nodesOf(client);
+  let lines: string[];
+  try {
+    lines = await Promise.all(
+      masters.map(async (node) => {
+        const own = String(await node.cluster('NODES'))
+          .split('\n')
+          .find((line) => (line.split(' ')[2] ?? '').split(',').includes('myself'));
+        if (own === undefined) throw new UnexpectedReplyError('CLUSTER NODES: no line for the node itself');
+        const fields = own.trim().split(' ');
+        return [fields[0], ...fields.slice(8)].join(' ');
+      }),
+    );
+  } catch (error) {
+    throw toTollgateError(error);
+  }
+  const fingerprint = lines.sort().join('\n');
+  return { fingerprint, moving: MIGRATION_MARKER.test(fingerprint) };
+}
+
 /** One page of a paged SCAN: the keys found and the cursor to continue from (`"0"`: done). */
 export interface ScanPage {
   readonly keys: readonly string[];

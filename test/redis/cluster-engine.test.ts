@@ -274,4 +274,40 @@ describe('the cluster layout on a Redis Cluster', () => {
     expect((await move).keys).toBeGreaterThan(2);
     expect(reads).toBeGreaterThan(3);
   });
+
+  it('a report refuses to start while a slot moves, and fails instead of answering short when one moved while it ran', async () => {
+    const { planReport, reportRows } = await import('../../src/admin/reports.js');
+    const user = uniqueName('u');
+    await lone(user, { geocoding_quota: '1000' });
+    await gate.tollgate.consume({ user, kind: 'geocoding', cost: 3 });
+    const plan = planReport({ target: { user }, frame: 'today' }, Date.now());
+    const drain = async (rows: AsyncIterable<unknown>): Promise<number> => {
+      let count = 0;
+      for await (const _row of rows) count += 1;
+      return count;
+    };
+    // Nothing moving: the report answers.
+    expect(await drain(reportRows(gate.client, plan, { layout }))).toBeGreaterThan(0);
+
+    const operations = clusterOperations(gate.cluster());
+    const slot = await operations.slotOf(layout.directoryKey(user));
+    const from = await operations.masterOf(slot);
+    const to = (await operations.masters()).find((master) => master.port !== from.port)!;
+    // While the slot is split between two masters: refused before any row.
+    let split = false;
+    let moved = false;
+    const move = operations.moveSlot(slot, to, { keysPerMigrate: 1, pauseMs: 100, holdMs: 500 }).finally(() => {
+      moved = true;
+    });
+    while (!split && !moved) split = (await operations.ownersInNodes(slot)).some((owner) => owner.moving);
+    expect(split).toBe(true);
+    await expect(drain(reportRows(gate.client, plan, { layout }))).rejects.toMatchObject({ code: ERROR_CODES.concurrentChange });
+    await move;
+
+    // A slot that moves between the start and the end of the walk: the report fails at its end.
+    const rows = reportRows(gate.client, plan, { layout })[Symbol.asyncIterator]();
+    expect((await rows.next()).done).toBe(false);
+    await operations.moveSlot(slot, from, { keysPerMigrate: 10, pauseMs: 0, holdMs: 0 });
+    await expect(drain({ [Symbol.asyncIterator]: () => rows })).rejects.toMatchObject({ code: ERROR_CODES.concurrentChange });
+  });
 });
