@@ -1,5 +1,5 @@
 // The engine on a real 3-master/3-replica Redis Cluster with the cluster key layout: exact races for a user and for an org spread over every master, once-only settles, request ids, API keys, moves.
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { AuthenticationError, ERROR_CODES, Tollgate, type Admission } from '../../src/index.js';
 import { CLUSTER_LAYOUT } from '../../src/core/layout.js';
 import { sha256 } from '../../src/core/api-keys.js';
@@ -231,13 +231,20 @@ describe('the cluster layout on a Redis Cluster', () => {
       expect(await total(key)).toBe(2);
       // WAIT went to the master that ran the script: its replica acknowledged. Now silence that replica.
       const master = await operations.masterOf(await operations.slotOf(key));
-      const [replica] = await operations.replicasOf(master);
-      expect(replica).toBeDefined();
-      process.kill(replica!.pid, 'SIGSTOP');
+      // Its link seen up (a loaded machine can show it down for a moment).
+      const replica = await vi.waitFor(
+        async () => {
+          const [found] = await operations.replicasOf(master);
+          expect(found).toBeDefined();
+          return found!;
+        },
+        { timeout: 10_000, interval: 100 },
+      );
+      process.kill(replica.pid, 'SIGSTOP');
       try {
         await expect(waiting.consume({ user, kind: 'geocoding', cost: 3 })).rejects.toBeInstanceOf(RedisUnavailableError);
       } finally {
-        process.kill(replica!.pid, 'SIGCONT');
+        process.kill(replica.pid, 'SIGCONT');
       }
       // The unacknowledged admission is refunded once its deadline has passed.
       const deadline = Date.now() + 5000;
