@@ -21,10 +21,9 @@ beforeAll(async () => {
   await new Promise((resolve) => server.once('listening', resolve));
   base = `http://127.0.0.1:${(server.address() as AddressInfo).port}/admin`;
 });
+// useClusterTollgate closes the Tollgate and its client after the file.
 afterAll(async () => {
   await new Promise((resolve) => server.close(resolve));
-  await gate.tollgate.close();
-  gate.client.disconnect();
 });
 
 async function call(method: string, path: string, body?: unknown): Promise<{ status: number; json: any }> {
